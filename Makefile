@@ -1,0 +1,91 @@
+# Keel build. `make` builds build/keel; `make test` runs every suite;
+# `make asan` builds and runs the tests under ASan+UBSan; `make spec` runs the
+# WebAssembly core spec suite on both tiers; `make demo` is the quick start.
+# Debian packages are installed on demand by scripts/install-deps.sh.
+
+CC       ?= cc
+BUILD    ?= build
+OPT      ?= -O2 -g
+SAN      ?=
+CFLAGS   := -std=c17 $(OPT) -Wall -Wextra -Werror -fvisibility=hidden \
+            -D_GNU_SOURCE -Isrc $(SAN)
+LDFLAGS  := -rdynamic $(SAN)
+LIBS     := -ltcc -ldl -lpthread -lm
+
+WASM_CC     := clang --target=wasm32-wasi --sysroot=/usr
+WASM_CFLAGS := -O2 -Wall -Werror
+
+SRC      := $(sort $(wildcard src/*/*.c))
+OBJ      := $(SRC:src/%.c=$(BUILD)/obj/%.o)
+MAIN_OBJ := $(BUILD)/obj/main.o
+UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+GUEST_SRC := $(sort $(wildcard tests/guests/*.c tests/hostile/*.c))
+GUEST_WASM := $(patsubst tests/%.c,$(BUILD)/%.wasm,$(GUEST_SRC))
+WAT_SRC  := $(sort $(wildcard tests/wat/*.wat))
+WAT_WASM := $(WAT_SRC:tests/wat/%.wat=$(BUILD)/wat/%.wasm)
+
+.PHONY: all deps test unit guests asan spec demo bench clean
+all: $(BUILD)/keel
+
+deps:
+	@bash scripts/install-deps.sh
+
+$(BUILD)/obj/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/obj/main.o: src/main.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/libkeel.a: $(OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/keel: $(MAIN_OBJ) $(BUILD)/libkeel.a
+	$(CC) $(LDFLAGS) $(MAIN_OBJ) -Wl,--whole-archive $(BUILD)/libkeel.a -Wl,--no-whole-archive $(LIBS) -o $@
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libkeel.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) $< -Wl,--whole-archive $(BUILD)/libkeel.a -Wl,--no-whole-archive -lcmocka $(LIBS) -o $@
+
+$(BUILD)/guests/%.wasm: tests/guests/%.c
+	@mkdir -p $(dir $@)
+	$(WASM_CC) $(WASM_CFLAGS) $< -o $@
+
+$(BUILD)/hostile/%.wasm: tests/hostile/%.c
+	@mkdir -p $(dir $@)
+	$(WASM_CC) $(WASM_CFLAGS) $< -o $@
+
+$(BUILD)/wat/%.wasm: tests/wat/%.wat
+	@mkdir -p $(dir $@)
+	wat2wasm $< -o $@
+
+unit: $(UNIT_BIN)
+guests: $(GUEST_WASM) $(WAT_WASM)
+
+test: deps
+	@$(MAKE) --no-print-directory all unit guests
+	@bash tests/run-all.sh $(BUILD)
+
+asan: deps
+	@$(MAKE) --no-print-directory BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
+	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" all unit guests
+	@ASAN_OPTIONS=detect_leaks=1:handle_segv=0:allow_user_segv_handler=1 \
+	    UBSAN_OPTIONS=print_stacktrace=1 bash tests/run-all.sh build-asan
+
+spec: deps all
+	@python3 tests/spec/run_spec.py --keel $(BUILD)/keel --build $(BUILD)
+
+demo: deps
+	@$(MAKE) --no-print-directory all guests
+	@bash scripts/demo.sh $(BUILD)
+
+bench: deps all
+	@bash bench/run.sh
+
+clean:
+	rm -rf build build-asan
+
+-include $(OBJ:.o=.d) $(MAIN_OBJ:.o=.d)

@@ -1,0 +1,27 @@
+/* errors.h — Keel's error convention: functions return 0 or a negative
+ * KEEL_E* code; the human text travels separately in a caller-provided
+ * buffer (char *err, size_t errlen) that names what failed and where.
+ * Translation to WASI errno happens only in src/wasi, to exit codes only in
+ * src/cli. */
+#ifndef KEEL_ERRORS_H
+#define KEEL_ERRORS_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+enum {
+    KEEL_OK = 0,
+    KEEL_EINVAL = -1,     /* bad input: file, module, argument */
+    KEEL_ENOMEM = -2,     /* allocation or reservation failed */
+    KEEL_EIO = -3,        /* OS-level I/O failure */
+    KEEL_ECOMPILE = -4,   /* translation or C compilation failed */
+    KEEL_EUNSUPPORTED = -5, /* valid wasm Keel does not run (SIMD, ...) */
+    KEEL_ELINK = -6,      /* missing or mistyped import */
+    KEEL_ELIMIT = -7,     /* a configured limit would be exceeded */
+};
+
+/* Formats into err (if non-NULL) and returns code. */
+int keel_err(char *err, size_t errlen, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+#endif

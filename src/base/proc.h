@@ -1,0 +1,22 @@
+/* proc.h — running helper programs (wasm2c, cc) without a shell. */
+#ifndef KEEL_BASE_PROC_H
+#define KEEL_BASE_PROC_H
+
+#include <stddef.h>
+
+/* Runs argv[0] (searched in PATH) with stdin from /dev/null, stdout to
+ * /dev/null and stderr appended to stderr_path (or /dev/null when NULL).
+ * Returns the exit status (0..255), 128+signal if killed, or a negative
+ * KEEL_E* if it could not be started (text in err). */
+int keel_proc_run(const char *const *argv, const char *stderr_path,
+                  char *err, size_t errlen);
+
+/* Reads the first non-empty line of path into buf (for error messages). */
+void keel_first_line(const char *path, char *buf, size_t len);
+
+/* Reads a whole file. *out is malloc'd and NUL-terminated (caller frees).
+ * Fails with KEEL_ELIMIT beyond max bytes. */
+int keel_read_file(const char *path, size_t max, char **out, size_t *len,
+                   char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,31 @@
+/* cli.h — one entry point per subcommand. Each returns the process exit
+ * status: the guest's for run; 0 ok, 1 failure, 2 usage error otherwise. */
+#ifndef KEEL_CLI_CLI_H
+#define KEEL_CLI_CLI_H
+
+#define KEEL_EXIT_OK 0
+#define KEEL_EXIT_FAIL 1
+#define KEEL_EXIT_USAGE 2
+#define KEEL_EXIT_TRAP 134
+
+int keel_cmd_run(int argc, char **argv);
+int keel_cmd_compile(int argc, char **argv);
+int keel_cmd_help(int argc, char **argv);
+
+/* Usage text of a command ("run", "compile", NULL for the overview). */
+const char *keel_usage(const char *cmd);
+
+/* Reports a usage error for cmd on stderr; returns KEEL_EXIT_USAGE. */
+int keel_usage_error(const char *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Matches argv[*i] against option name ("--dir"), as "--dir VALUE" or
+ * "--dir=VALUE". Returns 1 and sets *val (advancing *i past a separate
+ * value), 0 when argv[*i] is another option, -1 when the value is missing. */
+int keel_opt_value(int argc, char **argv, int *i, const char *name,
+                   const char **val);
+
+/* Parses --tier's value; -1 when unknown. */
+int keel_parse_tier(const char *s);
+
+#endif

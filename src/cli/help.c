@@ -1,0 +1,111 @@
+/* help.c — usage texts and `keel help`. Keep in step with README.md. */
+#include "cli/cli.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "engine/engine.h"
+
+static const char overview[] =
+    "usage: keel <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  run       run a WASI command module (wasm32-wasi) like a native program\n"
+    "  compile   compile a module ahead of time into the cache\n"
+    "  help      show help for a command: keel help run\n"
+    "\n"
+    "  keel --version    print the version\n"
+    "\n"
+    "environment:\n"
+    "  KEEL_CACHE   compile cache directory (default ~/.cache/keel)\n"
+    "  KEEL_CC      C compiler of the optimized tier (default cc)\n";
+
+static const char run_usage[] =
+    "usage: keel run [options] MODULE.wasm [ARGS...]\n"
+    "\n"
+    "Runs MODULE's _start with WASI preview1. stdin, stdout and stderr are the\n"
+    "guest's; everything after MODULE.wasm is passed to the guest unchanged\n"
+    "(argv[0] is MODULE.wasm as given). The exit status is the guest's.\n"
+    "\n"
+    "options:\n"
+    "  --dir HOST[::GUEST]     give the guest directory HOST, seen as GUEST\n"
+    "                          (default: the same name); repeatable\n"
+    "  --dir-ro HOST[::GUEST]  the same, read-only\n"
+    "  --env KEY=VALUE         set a guest environment variable; repeatable.\n"
+    "                          The guest sees no other variable.\n"
+    "  --memory-limit SIZE     cap linear memory, e.g. 64MiB (default: 4GiB)\n"
+    "  --timeout DURATION      stop the guest after e.g. 500ms, 2s (default: none)\n"
+    "  --tier fast|opt|auto    compiler tier (default auto: optimized code when\n"
+    "                          cached, else the fast tier now and an optimized\n"
+    "                          build in the background)\n"
+    "\n"
+    "exit status: the guest's proc_exit code (0 when _start returns);\n"
+    "134 on a trap (one line on stderr: keel: trap: KIND ...); 1 when the module\n"
+    "cannot be loaded; 2 on a usage error.\n";
+
+static const char compile_usage[] =
+    "usage: keel compile [--tier fast|opt] [--cache DIR] [--quiet] MODULE.wasm\n"
+    "\n"
+    "Compiles MODULE into the cache and prints where the entry is. The default\n"
+    "tier is opt (a shared object built with cc -O2). The fast tier compiles in\n"
+    "process and caches only the translated C.\n";
+
+const char *keel_usage(const char *cmd)
+{
+    if (cmd && strcmp(cmd, "run") == 0)
+        return run_usage;
+    if (cmd && strcmp(cmd, "compile") == 0)
+        return compile_usage;
+    return overview;
+}
+
+int keel_usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "keel%s%s: ", cmd ? " " : "", cmd ? cmd : "");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n(see keel help%s%s)\n", cmd ? " " : "", cmd ? cmd : "");
+    return KEEL_EXIT_USAGE;
+}
+
+int keel_parse_tier(const char *s)
+{
+    if (strcmp(s, "fast") == 0)
+        return KEEL_TIER_FAST;
+    if (strcmp(s, "opt") == 0)
+        return KEEL_TIER_OPT;
+    if (strcmp(s, "auto") == 0)
+        return KEEL_TIER_AUTO;
+    return -1;
+}
+
+int keel_cmd_help(int argc, char **argv)
+{
+    const char *cmd = argc > 1 ? argv[1] : NULL;
+    if (cmd && strcmp(cmd, "run") && strcmp(cmd, "compile") && strcmp(cmd, "help"))
+        return keel_usage_error(NULL, "unknown command \"%s\"", cmd);
+    fputs(keel_usage(cmd), stdout);
+    return KEEL_EXIT_OK;
+}
+
+int keel_opt_value(int argc, char **argv, int *i, const char *name,
+                   const char **val)
+{
+    const char *a = argv[*i];
+    size_t n = strlen(name);
+    if (strncmp(a, name, n) != 0)
+        return 0;
+    if (a[n] == '=') {
+        *val = a + n + 1;
+        return 1;
+    }
+    if (a[n] != '\0')
+        return 0;
+    if (*i + 1 >= argc)
+        return -1;
+    *val = argv[++*i];
+    return 1;
+}

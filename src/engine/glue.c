@@ -1,0 +1,337 @@
+/* glue.c — generates the per-module glue unit described in glue.h. */
+#include "engine/glue.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/errors.h"
+
+void keel_glue_mangle(const char *name, size_t len, char *out, size_t outlen)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t k = 0;
+    for (size_t i = 0; i < len && k + 4 < outlen; i++) {
+        unsigned char c = (unsigned char)name[i];
+        int plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z' && c != 'Z') ||
+                    (c >= '0' && c <= '9') || c == '_';
+        if (plain) {
+            out[k++] = (char)c;
+        } else {
+            out[k++] = 'Z';
+            out[k++] = hex[c >> 4];
+            out[k++] = hex[c & 15];
+        }
+    }
+    out[k] = '\0';
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+size_t keel_glue_import_modules(const wasm_info *info, const char **names,
+                                size_t max)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < info->nimports; i++) {
+        const char *m = info->imports[i].module;
+        size_t j;
+        for (j = 0; j < n; j++)
+            if (strcmp(names[j], m) == 0)
+                break;
+        if (j == n && n < max)
+            names[n++] = m;
+    }
+    qsort(names, n, sizeof *names, cmp_names);   /* wasm2c sorts them */
+    return n;
+}
+
+static const char *ctype(char c)
+{
+    switch (c) {
+    case 'i': return "u32";
+    case 'I': return "u64";
+    case 'f': return "f32";
+    case 'F': return "f64";
+    case 'r': return "wasm_rt_funcref_t";
+    case 'e': return "wasm_rt_externref_t";
+    }
+    return NULL;
+}
+
+static char multi_letter(char c)
+{
+    switch (c) {
+    case 'i': return 'i';
+    case 'I': return 'j';
+    case 'f': return 'f';
+    case 'F': return 'd';
+    case 'e': return 'e';
+    case 'r': return 'r';
+    }
+    return '?';
+}
+
+/* The C return type for a signature's results, into buf. */
+static int result_type(const char *results, char *buf, size_t len)
+{
+    size_t n = strlen(results);
+    if (n == 0) {
+        snprintf(buf, len, "void");
+    } else if (n == 1) {
+        if (!ctype(results[0]))
+            return -1;
+        snprintf(buf, len, "%s", ctype(results[0]));
+    } else {
+        size_t k = (size_t)snprintf(buf, len, "struct wasm_multi_");
+        for (size_t i = 0; i < n && k + 2 < len; i++)
+            buf[k++] = multi_letter(results[i]);
+        buf[k] = '\0';
+    }
+    return 0;
+}
+
+static void c_string_literal(FILE *f, const char *s, size_t len)
+{
+    fputc('"', f);
+    for (size_t i = 0; i < len; i++)
+        fprintf(f, "\\%03o", (unsigned char)s[i]);
+    fputc('"', f);
+}
+
+static int write_import(FILE *f, const keel_extern *imp, size_t idx,
+                        char *err, size_t errlen)
+{
+    char mmod[1024], mfield[1024], sym[2100];
+    keel_glue_mangle(imp->module, strlen(imp->module), mmod, sizeof mmod);
+    keel_glue_mangle(imp->name, imp->name_len, mfield, sizeof mfield);
+    snprintf(sym, sizeof sym, "Z_%sZ_%s", mmod, mfield);
+    const char *inst = mmod;
+
+    switch (imp->kind) {
+    case KEEL_EXTERN_FUNC: {
+        const char *colon = strchr(imp->sig, ':');
+        char ret[256];
+        if (!colon || result_type(colon + 1, ret, sizeof ret))
+            return keel_err(err, errlen, KEEL_EUNSUPPORTED,
+                            "import %s.%s has an unsupported signature",
+                            imp->module, imp->name);
+        size_t np = (size_t)(colon - imp->sig);
+        fprintf(f, "%s %s(struct Z_%s_instance_t *a0", ret, sym, inst);
+        for (size_t i = 0; i < np; i++)
+            fprintf(f, ", %s a%zu", ctype(imp->sig[i]), i + 1);
+        fprintf(f, ") {\n  %s((%s (*)(struct Z_%s_instance_t *",
+                strcmp(ret, "void") ? "return " : "", ret, inst);
+        for (size_t i = 0; i < np; i++)
+            fprintf(f, ", %s", ctype(imp->sig[i]));
+        fprintf(f, "))keel_imports[%zu])(a0", idx);
+        for (size_t i = 0; i < np; i++)
+            fprintf(f, ", a%zu", i + 1);
+        fprintf(f, ");\n}\n");
+        return 0;
+    }
+    case KEEL_EXTERN_GLOBAL: {
+        const char *t = ctype(imp->sig[0] == 'm' ? imp->sig[1] : imp->sig[0]);
+        if (!t)
+            break;
+        fprintf(f, "%s *%s(struct Z_%s_instance_t *a0) {\n"
+                   "  return ((%s *(*)(struct Z_%s_instance_t *))keel_imports[%zu])(a0);\n}\n",
+                t, sym, inst, t, inst, idx);
+        return 0;
+    }
+    case KEEL_EXTERN_MEMORY:
+        fprintf(f, "wasm_rt_memory_t *%s(struct Z_%s_instance_t *a0) {\n"
+                   "  return ((wasm_rt_memory_t *(*)(struct Z_%s_instance_t *))keel_imports[%zu])(a0);\n}\n",
+                sym, inst, inst, idx);
+        return 0;
+    case KEEL_EXTERN_TABLE: {
+        const char *t = imp->sig[0] == 'e' ? "wasm_rt_externref_table_t"
+                                           : "wasm_rt_funcref_table_t";
+        fprintf(f, "%s *%s(struct Z_%s_instance_t *a0) {\n"
+                   "  return ((%s *(*)(struct Z_%s_instance_t *))keel_imports[%zu])(a0);\n}\n",
+                t, sym, inst, t, inst, idx);
+        return 0;
+    }
+    }
+    return keel_err(err, errlen, KEEL_EUNSUPPORTED,
+                    "import %s.%s: this kind of import is not supported",
+                    imp->module, imp->name);
+}
+
+/* Emits the statement converting vals[k] into argument variable aK. */
+static void write_arg(FILE *f, char c, size_t k)
+{
+    switch (c) {
+    case 'i': fprintf(f, "  u32 a%zu = (u32)v[%zu];\n", k, k); break;
+    case 'I': fprintf(f, "  u64 a%zu = v[%zu];\n", k, k); break;
+    case 'f': fprintf(f, "  f32 a%zu; { u32 b = (u32)v[%zu]; memcpy(&a%zu, &b, 4); }\n", k, k, k); break;
+    case 'F': fprintf(f, "  f64 a%zu; memcpy(&a%zu, &v[%zu], 8);\n", k, k, k); break;
+    case 'e': fprintf(f, "  wasm_rt_externref_t a%zu = (wasm_rt_externref_t)(uintptr_t)v[%zu];\n", k, k); break;
+    case 'r': fprintf(f, "  wasm_rt_funcref_t a%zu = wasm_rt_funcref_null_value; (void)v;\n", k); break;
+    }
+}
+
+/* Emits the statement storing expression expr of type c into vals[k]. */
+static void write_result(FILE *f, char c, size_t k, const char *expr)
+{
+    switch (c) {
+    case 'i': fprintf(f, "  v[%zu] = (u64)(u32)%s;\n", k, expr); break;
+    case 'I': fprintf(f, "  v[%zu] = (u64)%s;\n", k, expr); break;
+    case 'f': fprintf(f, "  { f32 x = %s; u32 b; memcpy(&b, &x, 4); v[%zu] = b; }\n", expr, k); break;
+    case 'F': fprintf(f, "  { f64 x = %s; memcpy(&v[%zu], &x, 8); }\n", expr, k); break;
+    case 'e': fprintf(f, "  v[%zu] = (u64)(uintptr_t)%s;\n", k, expr); break;
+    case 'r': fprintf(f, "  v[%zu] = (u64)(uintptr_t)(%s).func;\n", k, expr); break;
+    }
+}
+
+static int write_trampoline(FILE *f, const keel_extern *e, size_t idx,
+                            const char *sym)
+{
+    const char *colon = strchr(e->sig, ':');
+    char ret[256];
+    if (!colon || result_type(colon + 1, ret, sizeof ret))
+        return -1;
+    size_t np = (size_t)(colon - e->sig);
+    const char *res = colon + 1;
+    size_t nr = strlen(res);
+    for (size_t i = 0; i < np; i++)
+        if (!ctype(e->sig[i]))
+            return -1;
+    fprintf(f, "static void keel_tramp_%zu(void *inst, uint64_t *v) {\n", idx);
+    for (size_t i = 0; i < np; i++)
+        write_arg(f, e->sig[i], i);
+    if (nr == 0)
+        fprintf(f, "  %s(inst", sym);
+    else
+        fprintf(f, "  %s r = %s(inst", ret, sym);
+    for (size_t i = 0; i < np; i++)
+        fprintf(f, ", a%zu", i);
+    fprintf(f, ");\n");
+    if (nr == 1) {
+        write_result(f, res[0], 0, "r");
+    } else {
+        for (size_t i = 0; i < nr; i++) {
+            char expr[64];
+            snprintf(expr, sizeof expr, "r.%c%zu", multi_letter(res[i]), i);
+            write_result(f, res[i], i, expr);
+        }
+    }
+    if (np == 0 && nr == 0)
+        fprintf(f, "  (void)v;\n");
+    fprintf(f, "}\n");
+    return 0;
+}
+
+/* Finds the next function definition in wasm2c's output at or after *p: a
+ * line "static TYPE w2c_NAME(...) {". Sets name/len to "w2c_NAME" and
+ * advances *p past the line. Returns 0 when there is none. */
+static int next_function(const char **p, const char *end, const char **name,
+                         size_t *len)
+{
+    while (*p < end) {
+        const char *line = *p;
+        const char *nl = memchr(line, '\n', (size_t)(end - line));
+        if (!nl)
+            nl = end;
+        *p = nl < end ? nl + 1 : end;
+        size_t ll = (size_t)(nl - line);
+        if (ll < 12 || strncmp(line, "static ", 7) != 0 || memcmp(nl - 3, ") {", 3))
+            continue;
+        const char *paren = memchr(line, '(', ll);
+        const char *w = line;
+        for (;;) {
+            const char *hit = memmem(w, (size_t)(paren - w), " w2c_", 5);
+            if (!hit)
+                break;
+            w = hit + 1;
+            if (!memchr(w, ' ', (size_t)(paren - w))) {
+                *name = w;
+                *len = (size_t)(paren - w);
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
+/* The table of guest function addresses and names used to say where a
+ * trap happened. */
+static void write_function_table(FILE *f, const char *c, size_t len)
+{
+    const char *end = c + len, *p, *name;
+    size_t n, count = 0;
+    fprintf(f, "KEEL_GLUE_API const void *keel_glue_func_addrs[] = {\n");
+    for (p = c; next_function(&p, end, &name, &n); count++)
+        fprintf(f, "  (const void *)%.*s,\n", (int)n, name);
+    fprintf(f, "  0 };\nKEEL_GLUE_API const char *keel_glue_func_names[] = {\n");
+    for (p = c; next_function(&p, end, &name, &n);)
+        fprintf(f, "  \"%.*s\",\n", (int)n - 4, name + 4);
+    fprintf(f, "  0 };\nKEEL_GLUE_API const uint32_t keel_glue_func_count = %zu;\n", count);
+}
+
+int keel_glue_write(FILE *f, const wasm_info *info, const char *generated_c,
+                    size_t generated_len, char *err, size_t errlen)
+{
+    const char *M = KEEL_GLUE_MODNAME_MANGLED;
+    fprintf(f, "\n/* ---- Keel glue (src/engine/glue.c) ---- */\n");
+    fprintf(f, "#define KEEL_GLUE_API __attribute__((visibility(\"default\")))\n");
+    fprintf(f, "static void *keel_imports[%zu];\n", info->nimports ? info->nimports : 1);
+    fprintf(f, "KEEL_GLUE_API void keel_glue_bind(uint32_t i, void *addr) { keel_imports[i] = addr; }\n");
+
+    /* One forwarder per distinct import symbol. */
+    for (size_t i = 0; i < info->nimports; i++) {
+        const keel_extern *imp = &info->imports[i];
+        int dup = 0;
+        for (size_t j = 0; j < i && !dup; j++)
+            dup = strcmp(info->imports[j].module, imp->module) == 0 &&
+                  info->imports[j].name_len == imp->name_len &&
+                  memcmp(info->imports[j].name, imp->name, imp->name_len) == 0;
+        if (dup)
+            continue;
+        int rc = write_import(f, imp, i, err, errlen);
+        if (rc)
+            return rc;
+    }
+
+    const char *mods[4096];
+    size_t nmods = keel_glue_import_modules(info, mods, 4096);
+    fprintf(f, "KEEL_GLUE_API size_t keel_glue_instance_size(void) { return sizeof(Z_%s_instance_t); }\n", M);
+    fprintf(f, "KEEL_GLUE_API void keel_glue_init_module(void) { Z_%s_init_module(); }\n", M);
+    fprintf(f, "KEEL_GLUE_API void keel_glue_instantiate(void *inst, void *const *imp) {\n  (void)imp;\n  Z_%s_instantiate(inst", M);
+    for (size_t i = 0; i < nmods; i++)
+        fprintf(f, ", imp[%zu]", i);
+    fprintf(f, ");\n}\n");
+    fprintf(f, "KEEL_GLUE_API void keel_glue_free(void *inst) { Z_%s_free(inst); }\n", M);
+
+    /* Exports: accessor symbol Z_<M>Z_<mangled name>, plus trampolines. */
+    for (size_t i = 0; i < info->nexports; i++) {
+        const keel_extern *e = &info->exports[i];
+        if (e->kind != KEEL_EXTERN_FUNC)
+            continue;
+        char mname[2048], sym[2100];
+        keel_glue_mangle(e->name, e->name_len, mname, sizeof mname);
+        snprintf(sym, sizeof sym, "Z_%sZ_%s", M, mname);
+        if (write_trampoline(f, e, i, sym))
+            return keel_err(err, errlen, KEEL_EUNSUPPORTED,
+                            "export %s has an unsupported signature", e->name);
+    }
+    fprintf(f, "struct keel_glue_export { const char *name; uint32_t name_len; uint32_t kind; void *addr; void (*tramp)(void *, uint64_t *); };\n");
+    fprintf(f, "KEEL_GLUE_API const struct keel_glue_export keel_glue_exports[] = {\n");
+    for (size_t i = 0; i < info->nexports; i++) {
+        const keel_extern *e = &info->exports[i];
+        char mname[2048];
+        keel_glue_mangle(e->name, e->name_len, mname, sizeof mname);
+        fprintf(f, "  { ");
+        c_string_literal(f, e->name, e->name_len);
+        fprintf(f, ", %zu, %d, (void *)Z_%sZ_%s, ", e->name_len, e->kind, M, mname);
+        if (e->kind == KEEL_EXTERN_FUNC)
+            fprintf(f, "keel_tramp_%zu },\n", i);
+        else
+            fprintf(f, "0 },\n");
+    }
+    fprintf(f, "  { 0, 0, 0, 0, 0 } };\n");
+    fprintf(f, "KEEL_GLUE_API const uint32_t keel_glue_export_count = %zu;\n", info->nexports);
+    write_function_table(f, generated_c, generated_len);
+    return ferror(f) ? keel_err(err, errlen, KEEL_EIO, "writing glue failed") : 0;
+}

@@ -1,0 +1,167 @@
+/* rt_memory.c — linear memories and tables for wasm2c code.
+ *
+ * A memory is one reservation of RT_MEMORY_RESERVE_BYTES of PROT_NONE
+ * address space: the first `size` bytes are readable and writable, the rest
+ * are guard pages, so any 32-bit address plus 32-bit offset the generated
+ * code can form faults instead of reaching other memory (wasm2c's
+ * WASM_RT_MEMCHECK_SIGNAL_HANDLER mode, no bounds checks in the code).
+ * Growing makes more pages accessible; freeing unmaps everything, returning
+ * the memory to the OS. Each memory's maximum is clamped to the instance
+ * limit set with keel_rt_set_memory_limit_pages() when it was created. */
+#include "engine/rt_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#define RT_PAGE_BYTES 65536u
+/* 4 GiB of addresses + 4 GiB of offsets: every access wasm2c can form. */
+#define RT_MEMORY_RESERVE_BYTES (8ull << 30)
+/* Table elements a table may hold, whatever its declared maximum. */
+#define RT_MAX_TABLE_ELEMS (10u * 1000u * 1000u)
+
+void keel_rt_set_memory_limit_pages(uint32_t pages)
+{
+    rt_self.mem_limit_pages = pages;
+}
+
+void wasm_rt_allocate_memory(wasm_rt_memory_t *mem, uint32_t initial_pages,
+                             uint32_t max_pages)
+{
+    uint32_t limit = rt_self.mem_limit_pages;
+    memset(mem, 0, sizeof *mem);
+    if (limit && initial_pages > limit) {
+        rt_self.mem_limit_hit = 1;
+        keel_rt_trap(KEEL_TRAP_MEMORY_LIMIT);
+    }
+    void *base = mmap(NULL, RT_MEMORY_RESERVE_BYTES, PROT_NONE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (base == MAP_FAILED)
+        keel_rt_trap(KEEL_TRAP_MEMORY_LIMIT);
+    uint64_t bytes = (uint64_t)initial_pages * RT_PAGE_BYTES;
+    if (bytes && mprotect(base, bytes, PROT_READ | PROT_WRITE) != 0) {
+        munmap(base, RT_MEMORY_RESERVE_BYTES);
+        keel_rt_trap(KEEL_TRAP_MEMORY_LIMIT);
+    }
+    mem->data = base;
+    mem->pages = initial_pages;
+    mem->max_pages = max_pages;
+    if (limit && mem->max_pages > limit)
+        mem->max_pages = limit;
+    mem->size = (uint32_t)bytes;   /* 65536 pages wraps to 0: see grow */
+}
+
+uint32_t wasm_rt_grow_memory(wasm_rt_memory_t *mem, uint32_t delta)
+{
+    uint32_t old = mem->pages;
+    uint64_t new_pages = (uint64_t)old + delta;
+    if (new_pages > 65536u || new_pages > mem->max_pages) {
+        if (rt_self.mem_limit_pages && new_pages > rt_self.mem_limit_pages)
+            rt_self.mem_limit_hit = 1;
+        return UINT32_MAX;
+    }
+    if (delta == 0)
+        return old;
+    uint64_t old_bytes = (uint64_t)old * RT_PAGE_BYTES;
+    uint64_t new_bytes = new_pages * RT_PAGE_BYTES;
+    if (mprotect(mem->data + old_bytes, new_bytes - old_bytes,
+                 PROT_READ | PROT_WRITE) != 0)
+        return UINT32_MAX;
+    mem->pages = (uint32_t)new_pages;
+    /* wasm-rt.h's size is 32-bit: a full 4 GiB memory cannot be described.
+     * Clamp to the largest representable size (last page minus one byte
+     * stays accessible through the mapping but not through size checks). */
+    mem->size = new_bytes > UINT32_MAX ? UINT32_MAX : (uint32_t)new_bytes;
+    return old;
+}
+
+void wasm_rt_free_memory(wasm_rt_memory_t *mem)
+{
+    if (mem->data)
+        munmap(mem->data, RT_MEMORY_RESERVE_BYTES);
+    memset(mem, 0, sizeof *mem);
+}
+
+static uint32_t clamp_table_max(uint32_t max)
+{
+    return max > RT_MAX_TABLE_ELEMS ? RT_MAX_TABLE_ELEMS : max;
+}
+
+void wasm_rt_allocate_funcref_table(wasm_rt_funcref_table_t *t, uint32_t elems,
+                                    uint32_t max)
+{
+    memset(t, 0, sizeof *t);
+    if (elems > RT_MAX_TABLE_ELEMS)
+        keel_rt_trap(KEEL_TRAP_MEMORY_LIMIT);
+    t->data = calloc(elems ? elems : 1, sizeof *t->data);
+    if (!t->data)
+        keel_rt_trap(KEEL_TRAP_MEMORY_LIMIT);
+    t->size = elems;
+    t->max_size = max;
+}
+
+void wasm_rt_free_funcref_table(wasm_rt_funcref_table_t *t)
+{
+    free(t->data);
+    memset(t, 0, sizeof *t);
+}
+
+void wasm_rt_allocate_externref_table(wasm_rt_externref_table_t *t,
+                                      uint32_t elems, uint32_t max)
+{
+    memset(t, 0, sizeof *t);
+    if (elems > RT_MAX_TABLE_ELEMS)
+        keel_rt_trap(KEEL_TRAP_MEMORY_LIMIT);
+    t->data = calloc(elems ? elems : 1, sizeof *t->data);
+    if (!t->data)
+        keel_rt_trap(KEEL_TRAP_MEMORY_LIMIT);
+    t->size = elems;
+    t->max_size = max;
+}
+
+void wasm_rt_free_externref_table(wasm_rt_externref_table_t *t)
+{
+    free(t->data);
+    memset(t, 0, sizeof *t);
+}
+
+/* Grows data (elem_size bytes each) from *size to *size + delta elements,
+ * filling new slots from init. Returns the old size or UINT32_MAX. */
+static uint32_t grow_table(void **data, uint32_t *size, uint32_t max,
+                           uint32_t delta, const void *init, size_t elem_size)
+{
+    uint32_t old = *size;
+    uint64_t n = (uint64_t)old + delta;
+    if (n > max || n > clamp_table_max(UINT32_MAX))
+        return UINT32_MAX;
+    if (delta == 0)
+        return old;
+    unsigned char *p = realloc(*data, (size_t)n * elem_size);
+    if (!p)
+        return UINT32_MAX;
+    for (uint64_t i = old; i < n; i++)
+        memcpy(p + i * elem_size, init, elem_size);
+    *data = p;
+    *size = (uint32_t)n;
+    return old;
+}
+
+uint32_t wasm_rt_grow_funcref_table(wasm_rt_funcref_table_t *t, uint32_t delta,
+                                    wasm_rt_funcref_t init)
+{
+    void *d = t->data;
+    uint32_t r = grow_table(&d, &t->size, t->max_size, delta, &init, sizeof init);
+    t->data = d;
+    return r;
+}
+
+uint32_t wasm_rt_grow_externref_table(wasm_rt_externref_table_t *t,
+                                      uint32_t delta, wasm_rt_externref_t init)
+{
+    void *d = t->data;
+    uint32_t r = grow_table(&d, &t->size, t->max_size, delta, &init, sizeof init);
+    t->data = d;
+    return r;
+}

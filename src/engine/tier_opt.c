@@ -1,0 +1,228 @@
+/* tier_opt.c — the optimized tier: `cc -O2` out of process into a shared
+ * object, loaded with dlopen.
+ *
+ * Flags: -fno-optimize-sibling-calls keeps guest recursion on the native
+ * stack (so exhaustion traps instead of looping forever); -frounding-math
+ * and -fsignaling-nans keep IEEE semantics wasm requires (NaN bits, no
+ * constant folding across rounding modes). Objects are loaded RTLD_LOCAL;
+ * the glue binds imports, so an object depends on no symbol of the process
+ * except the wasm_rt_* runtime. A second load of an object already loaded
+ * in this process goes through a private copy: import bindings live in the
+ * object, and two links of one module may differ. */
+#include "engine/native_int.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <link.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/errors.h"
+#include "base/proc.h"
+
+#define OPT_CFLAGS "-O2", "-fPIC", "-shared", "-w", "-DNDEBUG", \
+    "-DWASM_RT_MEMCHECK_SIGNAL_HANDLER=1", "-fno-optimize-sibling-calls", \
+    "-frounding-math", "-fsignaling-nans", "-fno-semantic-interposition"
+#define OPT_CFLAGS_TEXT "-O2 -fPIC -shared -w -DNDEBUG -DWASM_RT_MEMCHECK_SIGNAL_HANDLER=1 " \
+    "-fno-optimize-sibling-calls -frounding-math -fsignaling-nans -fno-semantic-interposition"
+
+static const char *compiler(void)
+{
+    const char *cc = getenv("KEEL_CC");
+    return cc && *cc ? cc : "cc";
+}
+
+int keel_native_opt_build(const char *c_path, const char *so_path,
+                          const char *log_path, char *err, size_t errlen)
+{
+    const char *argv[] = { compiler(), OPT_CFLAGS, "-o", so_path, c_path, NULL };
+    int rc = keel_proc_run(argv, log_path, err, errlen);
+    if (rc < 0)
+        return KEEL_ECOMPILE;
+    if (rc != 0) {
+        char line[512];
+        keel_first_line(log_path, line, sizeof line);
+        return keel_err(err, errlen, KEEL_ECOMPILE, "optimized tier: %s exited with %d%s%s",
+                        compiler(), rc, line[0] ? ": " : "", line);
+    }
+    return 0;
+}
+
+/* Finds the executable PT_LOAD segment of the object loaded at base. */
+typedef struct exec_range {
+    uintptr_t base;
+    const void *start, *end;
+} exec_range;
+
+static int find_exec(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    exec_range *r = data;
+    if (info->dlpi_addr != r->base)
+        return 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X)) {
+            r->start = (const void *)(info->dlpi_addr + ph->p_vaddr);
+            r->end = (const char *)r->start + ph->p_memsz;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void *dl_lookup(void *h, const char *name)
+{
+    return dlsym(h, name);
+}
+
+/* Paths of objects this process has loaded, to detect a second load. */
+static pthread_mutex_t loaded_lock = PTHREAD_MUTEX_INITIALIZER;
+static char **loaded;
+static size_t nloaded;
+
+static int already_loaded(const char *path)
+{
+    int found = 0;
+    pthread_mutex_lock(&loaded_lock);
+    for (size_t i = 0; i < nloaded && !found; i++)
+        found = strcmp(loaded[i], path) == 0;
+    if (!found) {
+        char **l = realloc(loaded, (nloaded + 1) * sizeof *l);
+        if (!l || !(l[nloaded] = strdup(path)))
+            abort();
+        loaded = l;
+        nloaded++;
+    }
+    pthread_mutex_unlock(&loaded_lock);
+    return found;
+}
+
+/* Copies src to a fresh temporary file; returns its malloc'd path. */
+static char *private_copy(const char *src)
+{
+    const char *tmp = getenv("TMPDIR");
+    char *path;
+    if (asprintf(&path, "%s/keel-so-XXXXXX", tmp && *tmp ? tmp : "/tmp") < 0)
+        return NULL;
+    int out = mkstemp(path);
+    int in = open(src, O_RDONLY | O_CLOEXEC);
+    int ok = out >= 0 && in >= 0;
+    char buf[65536];
+    ssize_t r;
+    while (ok && (r = read(in, buf, sizeof buf)) > 0)
+        ok = write(out, buf, (size_t)r) == r;
+    if (in >= 0)
+        close(in);
+    if (out >= 0)
+        close(out);
+    if (!ok) {
+        unlink(path);
+        free(path);
+        return NULL;
+    }
+    return path;
+}
+
+int keel_native_open(const char *so_path, keel_native **out, char *err,
+                     size_t errlen)
+{
+    char real[PATH_MAX];
+    if (!realpath(so_path, real))
+        return keel_err(err, errlen, KEEL_EIO, "%s: %s", so_path, strerror(errno));
+    char *copy = NULL;
+    if (already_loaded(real)) {
+        copy = private_copy(real);
+        if (!copy)
+            return keel_err(err, errlen, KEEL_EIO, "cannot copy %s", real);
+    }
+    void *h = dlopen(copy ? copy : real, RTLD_NOW | RTLD_LOCAL);
+    if (copy) {
+        unlink(copy);
+        free(copy);
+    }
+    if (!h)
+        return keel_err(err, errlen, KEEL_ECOMPILE, "loading compiled module: %s", dlerror());
+    keel_native *n = calloc(1, sizeof *n);
+    if (!n)
+        abort();
+    n->dl = h;
+    int rc = keel_native_bind_syms(&n->syms, dl_lookup, h, err, errlen);
+    if (rc) {
+        keel_native_free(n);
+        return rc;
+    }
+    struct link_map *lm;
+    exec_range r = { 0, NULL, NULL };
+    if (dlinfo(h, RTLD_DI_LINKMAP, &lm) == 0) {
+        r.base = lm->l_addr;
+        dl_iterate_phdr(find_exec, &r);
+    }
+    if (!r.start) {
+        keel_native_free(n);
+        return keel_err(err, errlen, KEEL_ECOMPILE, "compiled module has no code segment");
+    }
+    n->code_start = r.start;
+    n->code_end = r.end;
+    *out = n;
+    return 0;
+}
+
+void keel_native_free(keel_native *n)
+{
+    if (!n)
+        return;
+    if (n->dl)
+        dlclose(n->dl);
+    if (n->code)
+        munmap(n->code, n->code_len);
+    free(n);
+}
+
+/* Resolves a program name through PATH into a real path. */
+static int which(const char *prog, char *out)
+{
+    if (strchr(prog, '/'))
+        return realpath(prog, out) ? 0 : -1;
+    const char *path = getenv("PATH");
+    if (!path)
+        path = "/usr/bin:/bin";
+    while (*path) {
+        size_t len = strcspn(path, ":");
+        char cand[PATH_MAX];
+        if (len && len + strlen(prog) + 2 < sizeof cand) {
+            snprintf(cand, sizeof cand, "%.*s/%s", (int)len, path, prog);
+            if (access(cand, X_OK) == 0 && realpath(cand, out))
+                return 0;
+        }
+        path += len + (path[len] == ':');
+    }
+    return -1;
+}
+
+static char identity[PATH_MAX + 512];
+static pthread_once_t identity_once = PTHREAD_ONCE_INIT;
+
+static void init_identity(void)
+{
+    char real[PATH_MAX];
+    struct stat st;
+    if (which(compiler(), real) == 0 && stat(real, &st) == 0)
+        snprintf(identity, sizeof identity, "%s size=%lld mtime=%lld flags=%s", real,
+                 (long long)st.st_size, (long long)st.st_mtime, OPT_CFLAGS_TEXT);
+    else
+        snprintf(identity, sizeof identity, "%s flags=%s", compiler(), OPT_CFLAGS_TEXT);
+}
+
+const char *keel_native_opt_identity(void)
+{
+    pthread_once(&identity_once, init_identity);
+    return identity;
+}
