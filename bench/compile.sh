@@ -3,9 +3,12 @@
 # benchmark program and for a large generated module (bench/gen_big.py,
 # ~1 MiB of wasm, thousands of functions).
 #   opt:  `keel compile --tier opt X.wasm` into an empty cache (wasm2c + cc -O2)
-#   fast: `keel compile --tier fast X.wasm` (wasm2c + libtcc in process); when
-#         keel has no such command, `keel run --tier fast` of the big module,
-#         whose _start returns at once (programs are then skipped for fast).
+#   fast: `keel compile --tier fast X.wasm` (wasm2c + libtcc in process) into
+#         an empty cache each run: a module seen for the first time. When keel
+#         has no such command, `keel run --tier fast` of the big module, whose
+#         _start returns at once (programs are then skipped for fast).
+#   fast_warm: the same with the translated C already cached (keel caches the
+#         fast tier's wasm2c output, not its code): libtcc only.
 #   wasm2c: wasm2c alone, for reference (the part both tiers share).
 # Target: the fast tier compiles the 1 MiB module in under 1 s.
 #
@@ -53,10 +56,18 @@ time_cmd() {
     awk -v d=$(( t1 - t0 )) 'BEGIN { printf "%.4f\n", d / 1e9 }'
 }
 
-# Median of the times of RUNS runs of "$@".
+# Median of the times of RUNS runs of "$@". With FRESH_CACHE=1, KEEL_CACHE
+# is a new empty directory for every run.
 median_of() {
     local i
-    for i in $(seq "$RUNS"); do time_cmd "$@" || return 1; done |
+    for i in $(seq "$RUNS"); do
+        if [ "${FRESH_CACHE:-0}" = 1 ]; then
+            rm -rf "$scratch/cache-fresh"; mkdir -p "$scratch/cache-fresh"
+            KEEL_CACHE=$scratch/cache-fresh time_cmd "$@" || return 1
+        else
+            time_cmd "$@" || return 1
+        fi
+    done |
         sort -n | awk '{ t[NR] = $1 } END { print (NR % 2) ? t[(NR + 1) / 2] : (t[NR / 2] + t[NR / 2 + 1]) / 2 }'
 }
 
@@ -66,32 +77,45 @@ opt_one() {   # opt compile of $1 into a fresh, empty cache
     KEEL_CACHE=$c time_cmd "$KEEL" compile --tier opt "$1"
 }
 
+# fast_one MODULE cold|warm
 fast_one() {
+    local fresh=1 cmd
+    if [ "$2" = warm ]; then
+        fresh=0
+        rm -rf "$scratch/cache-warm"; mkdir -p "$scratch/cache-warm"
+        KEEL_CACHE=$scratch/cache-warm time_cmd "$KEEL" compile --tier fast "$1" >/dev/null || return 1
+    fi
     if [ "$fast_mode" = compile ]; then
-        KEEL_CACHE=$scratch/cache-fast median_of "$KEEL" compile --tier fast "$1"
+        cmd=compile
     elif [ "$1" = "$big" ]; then
-        KEEL_CACHE=$scratch/cache-fast median_of "$KEEL" run --tier fast "$1"
+        cmd=run
     else
-        echo "-"
+        echo "-"; return 0
+    fi
+    if [ $fresh = 1 ]; then
+        FRESH_CACHE=1 median_of "$KEEL" $cmd --tier fast "$1"
+    else
+        KEEL_CACHE=$scratch/cache-warm median_of "$KEEL" $cmd --tier fast "$1"
     fi
 }
 
 RESULTS=$OUT/compile.tsv
-printf 'module\tKiB\twasm2c_s\topt_s\tfast_s\n' >"$RESULTS"
-printf '%-12s %8s %9s %9s %9s %9s %9s\n' module KiB wasm2c_s opt_s opt_ms/KiB fast_s fast_ms/KiB
+printf 'module\tKiB\twasm2c_s\topt_s\tfast_s\tfast_warm_s\n' >"$RESULTS"
+printf '%-12s %8s %9s %9s %10s %9s %11s %11s\n' module KiB wasm2c_s opt_s opt_ms/KiB fast_s fast_ms/KiB fast_warm_s
 status=0
 for m in $MODULES; do
     name=$(basename "$m" .wasm)
     kib=$(awk -v b="$(stat -c %s "$m")" 'BEGIN { printf "%.1f", b / 1024 }')
     w2c=$(median_of wasm2c "$m" -o "$scratch/w2c.c") || w2c=-
-    opt=-; fast=-
+    opt=-; fast=-; warm=-
     if [ $have_keel = 1 ]; then
         [ "${BENCH_SKIP_OPT:-0}" = 1 ] || opt=$(opt_one "$m") || { opt=FAIL; status=1; }
-        fast=$(fast_one "$m") || { fast=FAIL; status=1; }
+        fast=$(fast_one "$m" cold) || { fast=FAIL; status=1; }
+        warm=$(fast_one "$m" warm) || { warm=FAIL; status=1; }
     fi
     per() { case $1 in -|FAIL) echo "$1" ;; *) awk -v s="$1" -v k="$kib" 'BEGIN { printf "%.3f", s * 1000 / k }' ;; esac; }
-    printf '%-12s %8s %9s %9s %9s %9s %9s\n' "$name" "$kib" "$w2c" "$opt" "$(per "$opt")" "$fast" "$(per "$fast")"
-    printf '%s\t%s\t%s\t%s\t%s\n' "$name" "$kib" "$w2c" "$opt" "$fast" >>"$RESULTS"
+    printf '%-12s %8s %9s %9s %10s %9s %11s %11s\n' "$name" "$kib" "$w2c" "$opt" "$(per "$opt")" "$fast" "$(per "$fast")" "$warm"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$kib" "$w2c" "$opt" "$fast" "$warm" >>"$RESULTS"
 done
 
 echo

@@ -66,6 +66,10 @@ typedef struct keel_rt_limits {
  * Idempotent and thread-safe. Returns 0 or a negative KEEL_E*. */
 int keel_rt_init(void);
 
+/* (Re)installs the SIGSEGV/SIGBUS and deadline handlers; keel_rt_init does
+ * it once. For embedders whose other code (a test framework) replaced them. */
+int keel_rt_install_signal_handlers(void);
+
 /* Runs fn(arg) as guest code on the calling thread. Returns with *out
  * describing how it ended. Nested calls keep the outer deadline when it is
  * earlier. Any state fn was building when the guest trapped is abandoned. */

@@ -134,26 +134,30 @@ static void ensure_thread_ready(void)
     }
 }
 
-static void rt_init_once(void)
+int keel_rt_install_signal_handlers(void)
 {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = on_fault;
     sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
     sigemptyset(&sa.sa_mask);
-    if (sigaction(SIGSEGV, &sa, NULL) != 0 || sigaction(SIGBUS, &sa, NULL) != 0) {
-        rt_init_rc = KEEL_EIO;
-        return;
-    }
+    if (sigaction(SIGSEGV, &sa, NULL) != 0 || sigaction(SIGBUS, &sa, NULL) != 0)
+        return KEEL_EIO;
     rt_deadline_signo = SIGRTMIN + 3;
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = on_deadline;
     sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
     sigemptyset(&sa.sa_mask);
-    if (sigaction(rt_deadline_signo, &sa, NULL) != 0) {
-        rt_init_rc = KEEL_EIO;
+    if (sigaction(rt_deadline_signo, &sa, NULL) != 0)
+        return KEEL_EIO;
+    return 0;
+}
+
+static void rt_init_once(void)
+{
+    rt_init_rc = keel_rt_install_signal_handlers();
+    if (rt_init_rc)
         return;
-    }
     wasm_rt_init();
     rt_init_rc = rt_watchdog_start(rt_deadline_signo);
 }

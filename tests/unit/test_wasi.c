@@ -619,19 +619,19 @@ static void test_proc_exit_and_deadline(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_table),
-        cmocka_unit_test(test_args_env),
-        cmocka_unit_test(test_new_errors),
-        cmocka_unit_test(test_fd_io_roundtrip),
-        cmocka_unit_test(test_stdio),
-        cmocka_unit_test(test_readdir_cookies),
-        cmocka_unit_test(test_filestat_fdstat_rights),
-        cmocka_unit_test(test_renumber),
-        cmocka_unit_test(test_prestat_and_misc),
-        cmocka_unit_test(test_fd_limit),
-        cmocka_unit_test(test_poll_clock),
-        cmocka_unit_test(test_poll_fds),
-        cmocka_unit_test(test_proc_exit_and_deadline),
+        cmocka_unit_test_teardown(test_table, fx_teardown),
+        cmocka_unit_test_teardown(test_args_env, fx_teardown),
+        cmocka_unit_test_teardown(test_new_errors, fx_teardown),
+        cmocka_unit_test_teardown(test_fd_io_roundtrip, fx_teardown),
+        cmocka_unit_test_teardown(test_stdio, fx_teardown),
+        cmocka_unit_test_teardown(test_readdir_cookies, fx_teardown),
+        cmocka_unit_test_teardown(test_filestat_fdstat_rights, fx_teardown),
+        cmocka_unit_test_teardown(test_renumber, fx_teardown),
+        cmocka_unit_test_teardown(test_prestat_and_misc, fx_teardown),
+        cmocka_unit_test_teardown(test_fd_limit, fx_teardown),
+        cmocka_unit_test_teardown(test_poll_clock, fx_teardown),
+        cmocka_unit_test_teardown(test_poll_fds, fx_teardown),
+        cmocka_unit_test_teardown(test_proc_exit_and_deadline, fx_teardown),
     };
     return cmocka_run_group_tests_name("wasi", tests, NULL, NULL);
 }

@@ -40,6 +40,9 @@
 #define RIGHTS_RD (WASI_RIGHT_FD_READ | WASI_RIGHT_FD_SEEK | WASI_RIGHT_FD_TELL | \
                    WASI_RIGHT_FD_FILESTAT_GET)
 
+typedef struct fx fx;
+static fx *fx_current;   /* freed by fx_teardown if a test failed midway */
+
 typedef struct fx {
     char top[128], sb[160], ro[160], outside[160];
     wasm_rt_memory_t mem;
@@ -101,6 +104,7 @@ static inline fx *fx_new_full(int in, int out, int errfd, int argc, const char *
     f->hc.mem = &f->mem;
     f->hc.wasi = f->w;
     f->ctx = (struct Z_wasi_snapshot_preview1_instance_t *)(void *)&f->hc;
+    fx_current = f;
     return f;
 }
 
@@ -131,12 +135,23 @@ static inline void fx_outside_untouched(fx *f)
 
 static inline void fx_free(fx *f)
 {
+    fx_current = NULL;
     keel_wasi_free(f->w);
     free(f->mem.data);
     char cmd[256];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->top);
-    assert_int_equal(system(cmd), 0);
+    int rc = system(cmd);
     free(f);
+    assert_int_equal(rc, 0);
+}
+
+/* cmocka teardown: removes the scratch tree of a test that failed. */
+static inline int fx_teardown(void **state)
+{
+    (void)state;
+    if (fx_current)
+        fx_free(fx_current);
+    return 0;
 }
 
 /* Places s at guest address a; returns its length. */

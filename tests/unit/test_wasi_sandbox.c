@@ -331,10 +331,10 @@ static void test_efault(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_escapes),
-        cmocka_unit_test(test_readonly),
-        cmocka_unit_test(test_path_ops),
-        cmocka_unit_test(test_efault),
+        cmocka_unit_test_teardown(test_escapes, fx_teardown),
+        cmocka_unit_test_teardown(test_readonly, fx_teardown),
+        cmocka_unit_test_teardown(test_path_ops, fx_teardown),
+        cmocka_unit_test_teardown(test_efault, fx_teardown),
     };
     return cmocka_run_group_tests_name("wasi_sandbox", tests, NULL, NULL);
 }
