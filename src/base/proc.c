@@ -7,8 +7,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/errors.h"
@@ -38,6 +41,94 @@ int keel_proc_run(const char *const *argv, const char *stderr_path,
     if (WIFEXITED(status))
         return WEXITSTATUS(status);
     return 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+}
+
+static unsigned long long now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (unsigned long long)ts.tv_sec * 1000000000ull + (unsigned long long)ts.tv_nsec;
+}
+
+/* Forks and execs one job with its address-space limit. */
+static pid_t start_job(const keel_job *j, unsigned long long mem_bytes)
+{
+    pid_t pid = fork();
+    if (pid != 0)
+        return pid;
+    /* child: only async-signal-safe work until exec */
+    int in = open("/dev/null", O_RDONLY);
+    int out = open("/dev/null", O_WRONLY);
+    int errfd = open(j->stderr_path ? j->stderr_path : "/dev/null",
+                     O_WRONLY | O_CREAT | O_APPEND, 0600);
+    if (in < 0 || out < 0 || errfd < 0)
+        _exit(127);
+    dup2(in, 0);
+    dup2(out, 1);
+    dup2(errfd, 2);
+    if (mem_bytes) {
+        struct rlimit rl = { (rlim_t)mem_bytes, (rlim_t)mem_bytes };
+        setrlimit(RLIMIT_AS, &rl);
+    }
+    execvp(j->argv[0], (char *const *)j->argv);
+    _exit(127);
+}
+
+int keel_proc_run_jobs(keel_job *jobs, size_t n, size_t parallel,
+                       unsigned long long mem_bytes, unsigned long long timeout_ns,
+                       char *err, size_t errlen)
+{
+    pid_t *pids = calloc(n ? n : 1, sizeof *pids);
+    if (!pids)
+        abort();
+    unsigned long long start = now_ns();
+    size_t next = 0, running = 0, done = 0;
+    int rc = 0;
+    for (size_t i = 0; i < n; i++)
+        jobs[i].status = -1;
+    while (done < n) {
+        while (next < n && running < (parallel ? parallel : 1)) {
+            pids[next] = start_job(&jobs[next], mem_bytes);
+            if (pids[next] < 0) {
+                rc = keel_err(err, errlen, KEEL_EIO, "fork: %s", strerror(errno));
+                goto kill_all;
+            }
+            next++;
+            running++;
+        }
+        int any = 0;
+        for (size_t i = 0; i < next; i++) {
+            int st;
+            if (pids[i] > 0 && waitpid(pids[i], &st, WNOHANG) == pids[i]) {
+                jobs[i].status = WIFEXITED(st) ? WEXITSTATUS(st)
+                                               : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+                pids[i] = 0;
+                running--;
+                done++;
+                any = 1;
+            }
+        }
+        if (timeout_ns && now_ns() - start > timeout_ns) {
+            rc = keel_err(err, errlen, KEEL_ELIMIT, "time budget of %llu s exceeded",
+                          timeout_ns / 1000000000ull);
+            goto kill_all;
+        }
+        if (!any) {
+            struct timespec ts = { 0, 5 * 1000 * 1000 };
+            nanosleep(&ts, NULL);
+        }
+    }
+    free(pids);
+    return 0;
+kill_all:
+    for (size_t i = 0; i < next; i++) {
+        if (pids[i] > 0) {
+            kill(pids[i], SIGKILL);
+            waitpid(pids[i], NULL, 0);
+        }
+    }
+    free(pids);
+    return rc;
 }
 
 void keel_first_line(const char *path, char *buf, size_t len)

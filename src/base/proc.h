@@ -11,6 +11,22 @@
 int keel_proc_run(const char *const *argv, const char *stderr_path,
                   char *err, size_t errlen);
 
+/* One program run by keel_proc_run_jobs; status is filled in (as for
+ * keel_proc_run; -1 when never started). */
+typedef struct keel_job {
+    const char *const *argv;
+    const char *stderr_path;
+    int status;
+} keel_job;
+
+/* Runs jobs, at most `parallel` at a time, each limited to mem_bytes of
+ * address space (0 = no limit). If they have not all ended timeout_ns after
+ * the start (0 = none), the running ones are killed and KEEL_ELIMIT is
+ * returned. Otherwise 0; check each job's status. */
+int keel_proc_run_jobs(keel_job *jobs, size_t n, size_t parallel,
+                       unsigned long long mem_bytes, unsigned long long timeout_ns,
+                       char *err, size_t errlen);
+
 /* Reads the first non-empty line of path into buf (for error messages). */
 void keel_first_line(const char *path, char *buf, size_t len);
 

@@ -16,7 +16,9 @@
 #include "base/proc.h"
 #include "base/sha256.h"
 #include "base/version.h"
+#include "config/units.h"
 #include "engine/cache.h"
+#include "engine/split.h"
 #include "engine/translate.h"
 
 /* Largest .wasm file Keel loads. */
@@ -39,7 +41,7 @@ static void hash_key(const char *kind, const char *a, const char *b,
 
 static void remove_tree(const char *dir)
 {
-    const char *names[] = { "module.wasm", "module.c", "module.h", "wasm2c.log", "cc.log", NULL };
+    const char *names[] = { "module.wasm", "module.c", "module.h", "wasm2c.log", NULL };
     char p[PATH_MAX];
     for (int i = 0; names[i]; i++) {
         snprintf(p, sizeof p, "%s/%s", dir, names[i]);
@@ -78,35 +80,49 @@ static int get_c_source(keel_module *m, const keel_cache *cache,
     return 0;   /* a cache that cannot be written only costs speed */
 }
 
-/* Builds the optimized shared object from C text and commits it. */
+/* Bytes of function code per translation unit of the optimized tier. */
+#define KEEL_OPT_UNIT_BYTES (4u << 20)
+
+/* Builds the optimized shared object from C text and commits it. A module
+ * over the compile budget gets a marker entry, so later loads go straight
+ * to the fast tier instead of trying again. */
 static int build_opt(keel_module *m, const keel_cache *cache, const char *text,
                      size_t len, char *err, size_t errlen)
 {
-    char work[PATH_MAX - 64], cfile[PATH_MAX], log[PATH_MAX], tmp[PATH_MAX];
+    char work[PATH_MAX - 64], tmp[PATH_MAX];
     snprintf(work, sizeof work, "%s/work.XXXXXX", cache->dir);
     if (!mkdtemp(work))
         return keel_err(err, errlen, KEEL_EIO, "%s: %s", work, strerror(errno));
-    snprintf(cfile, sizeof cfile, "%s/module.c", work);
-    snprintf(log, sizeof log, "%s/cc.log", work);
-    int rc = 0;
-    int fd = open(cfile, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0 || write(fd, text, len) != (ssize_t)len)
-        rc = keel_err(err, errlen, KEEL_EIO, "writing %s: %s", cfile, strerror(errno));
-    if (fd >= 0)
-        close(fd);
+    uint64_t unit = KEEL_OPT_UNIT_BYTES;
+    const char *eu = getenv("KEEL_OPT_UNIT");
+    if (eu && *eu && (keel_parse_size(eu, &unit) || unit == 0))
+        unit = KEEL_OPT_UNIT_BYTES;
+    char **units;
+    size_t n = keel_split_c(text, len, (size_t)unit, &units);
     keel_cache_tmp_path(cache, m->so_key, "so", tmp, sizeof tmp);
-    if (!rc)
-        rc = keel_native_opt_build(cfile, tmp, log, err, errlen);
+    int rc = keel_native_opt_build(work, units, n, tmp, err, errlen);
+    keel_split_free(units, n);
     if (!rc)
         rc = keel_cache_commit(cache, m->so_key, "so", tmp, err, errlen);
     else
         unlink(tmp);
-    remove_tree(work);
+    if (rc == KEEL_ELIMIT) {
+        keel_cache_tmp_path(cache, m->so_key, "overbudget", tmp, sizeof tmp);
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd >= 0) {
+            close(fd);
+            if (keel_cache_commit(cache, m->so_key, "overbudget", tmp, NULL, 0))
+                unlink(tmp);
+        }
+    }
+    rmdir(work);
     return rc;
 }
 
-/* Starts `keel compile --tier opt PATH` detached, so the next load finds
- * the optimized object. Failures only cost speed and are ignored. */
+/* Starts `keel compile --tier opt [--cache DIR] PATH` detached, so the next
+ * load finds the optimized object (cache_dir NULL: the child resolves the
+ * same default from the inherited environment). Failures only cost speed
+ * and are ignored. */
 static void spawn_background_opt(const char *path, const char *cache_dir)
 {
     char self[PATH_MAX];
@@ -123,7 +139,8 @@ static void spawn_background_opt(const char *path, const char *cache_dir)
     posix_spawnattr_init(&at);
     posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSID);
     const char *argv[] = { self, "compile", "--quiet", "--tier", "opt",
-                           "--cache", cache_dir, path, NULL };
+                           cache_dir ? "--cache" : path, cache_dir ? cache_dir : NULL,
+                           cache_dir ? path : NULL, NULL };
     pid_t pid;
     posix_spawn(&pid, self, &fa, &at, (char *const *)argv, environ);
     posix_spawn_file_actions_destroy(&fa);
@@ -191,15 +208,27 @@ static int load_native(keel_module *m, const keel_engine_opts *opts,
     rc = get_c_source(m, &cache, bytes, n, &text, &len, err, errlen);
     if (rc)
         return rc;
-    if (opts->tier == KEEL_TIER_OPT) {
-        rc = build_opt(m, &cache, text, len, err, errlen);
-        free(text);
-        if (rc)
+    int over_budget = keel_cache_lookup(&cache, m->so_key, "overbudget", path, sizeof path, NULL);
+    if (opts->tier == KEEL_TIER_OPT && !over_budget) {
+        char why[512];
+        rc = build_opt(m, &cache, text, len, why, sizeof why);
+        if (rc == 0) {
+            free(text);
+            keel_cache_path(&cache, m->so_key, "so", path, sizeof path);
+            rc = keel_native_open(path, &m->native, err, errlen);
+            m->tier = "opt";
             return rc;
-        keel_cache_path(&cache, m->so_key, "so", path, sizeof path);
-        rc = keel_native_open(path, &m->native, err, errlen);
-        m->tier = "opt";
-        return rc;
+        }
+        if (rc != KEEL_ELIMIT) {
+            free(text);
+            return keel_err(err, errlen, rc, "%s", why);
+        }
+        over_budget = 1;
+        fprintf(stderr, "keel: %s: optimized build over budget (%s); staying on the fast tier\n",
+                m->path, why);
+    } else if (opts->tier == KEEL_TIER_OPT) {
+        fprintf(stderr, "keel: %s: over the optimized tier's compile budget earlier; "
+                "staying on the fast tier\n", m->path);
     }
     size_t flen;
     char *fast = keel_native_fast_source(text, len, &flen);
@@ -211,8 +240,8 @@ static int load_native(keel_module *m, const keel_engine_opts *opts,
     if (rc)
         return rc;
     m->tier = "fast";
-    if (opts->tier == KEEL_TIER_AUTO && opts->background_opt)
-        spawn_background_opt(m->path, cache.dir);
+    if (opts->tier == KEEL_TIER_AUTO && opts->background_opt && !over_budget)
+        spawn_background_opt(m->path, opts->cache_dir);
     return 0;
 }
 

@@ -33,10 +33,14 @@ typedef struct keel_native keel_native;
 int keel_native_fast(const char *c_text, size_t len, keel_native **out,
                      char *err, size_t errlen);
 
-/* Builds c_path into the shared object so_path with the system compiler.
- * stderr of the compiler goes to log_path. */
-int keel_native_opt_build(const char *c_path, const char *so_path,
-                          const char *log_path, char *err, size_t errlen);
+/* Builds the shared object so_path from the C units (keel_split_c's
+ * output: one unit, or unit 0 plus function units) with the system
+ * compiler, writing sources and logs in workdir. Units compile in parallel
+ * (KEEL_OPT_JOBS, default: online CPUs), each compiler process within
+ * KEEL_OPT_MEMORY of address space (default 6GiB), all within
+ * KEEL_OPT_TIMEOUT (default 10m). Over budget: KEEL_ELIMIT. */
+int keel_native_opt_build(const char *workdir, char *const *units, size_t nunits,
+                          const char *so_path, char *err, size_t errlen);
 
 /* Loads a shared object built by keel_native_opt_build. */
 int keel_native_open(const char *so_path, keel_native **out, char *err,

@@ -26,6 +26,7 @@
 
 #include "base/errors.h"
 #include "base/proc.h"
+#include "config/units.h"
 
 #define OPT_CFLAGS "-O2", "-fPIC", "-shared", "-w", "-DNDEBUG", \
     "-DWASM_RT_MEMCHECK_SIGNAL_HANDLER=1", "-fno-optimize-sibling-calls", \
@@ -39,20 +40,140 @@ static const char *compiler(void)
     return cc && *cc ? cc : "cc";
 }
 
-int keel_native_opt_build(const char *c_path, const char *so_path,
-                          const char *log_path, char *err, size_t errlen)
+/* Budget defaults for one optimized build. */
+#define OPT_DEFAULT_MEMORY (6ull << 30)
+#define OPT_DEFAULT_TIMEOUT_NS (600ull * 1000000000ull)
+
+static uint64_t env_size(const char *name, uint64_t dflt)
 {
-    const char *argv[] = { compiler(), OPT_CFLAGS, "-o", so_path, c_path, NULL };
-    int rc = keel_proc_run(argv, log_path, err, errlen);
-    if (rc < 0)
-        return KEEL_ECOMPILE;
-    if (rc != 0) {
-        char line[512];
-        keel_first_line(log_path, line, sizeof line);
-        return keel_err(err, errlen, KEEL_ECOMPILE, "optimized tier: %s exited with %d%s%s",
-                        compiler(), rc, line[0] ? ": " : "", line);
+    uint64_t v;
+    const char *s = getenv(name);
+    return s && *s && keel_parse_size(s, &v) == 0 ? v : dflt;
+}
+
+static uint64_t env_duration(const char *name, uint64_t dflt)
+{
+    uint64_t v;
+    const char *s = getenv(name);
+    return s && *s && keel_parse_duration(s, &v) == 0 ? v : dflt;
+}
+
+static int write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -1;
+    size_t n = strlen(text);
+    int ok = fwrite(text, 1, n, f) == n;
+    return fclose(f) == 0 && ok ? 0 : -1;
+}
+
+/* Did the job fail for lack of memory (rather than a compile error)? */
+static int out_of_memory(const keel_job *j)
+{
+    if (j->status >= 128)
+        return 1;
+    FILE *f = fopen(j->stderr_path, "r");
+    char line[512];
+    int oom = 0;
+    while (f && !oom && fgets(line, sizeof line, f))
+        oom = strstr(line, "out of memory") || strstr(line, "memory exhausted") ||
+              strstr(line, "Cannot allocate memory");
+    if (f)
+        fclose(f);
+    return oom;
+}
+
+int keel_native_opt_build(const char *workdir, char *const *units, size_t nunits,
+                          const char *so_path, char *err, size_t errlen)
+{
+    uint64_t mem = env_size("KEEL_OPT_MEMORY", OPT_DEFAULT_MEMORY);
+    uint64_t timeout = env_duration("KEEL_OPT_TIMEOUT", OPT_DEFAULT_TIMEOUT_NS);
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    size_t jobs_max = (size_t)(cpus > 0 ? cpus : 1);
+    const char *ej = getenv("KEEL_OPT_JOBS");
+    if (ej && atoi(ej) > 0)
+        jobs_max = (size_t)atoi(ej);
+
+    /* per unit: "unitN.c" -> "unitN.o" (or the .so directly for one unit) */
+    size_t nj = nunits;
+    keel_job *jobs = calloc(nj + 1, sizeof *jobs);
+    char (*paths)[3][PATH_MAX] = calloc(nj + 1, sizeof *paths);
+    const char **argvs = calloc((nj + 1) * 24 + nj + 8, sizeof *argvs);
+    if (!jobs || !paths || !argvs)
+        abort();
+    int rc = 0;
+    const char **a = argvs;
+    for (size_t i = 0; i < nunits; i++) {
+        snprintf(paths[i][0], PATH_MAX, "%s/unit%zu.c", workdir, i);
+        snprintf(paths[i][1], PATH_MAX, "%s/unit%zu.o", workdir, i);
+        snprintf(paths[i][2], PATH_MAX, "%s/unit%zu.log", workdir, i);
+        if (write_text(paths[i][0], units[i]) != 0) {
+            rc = keel_err(err, errlen, KEEL_EIO, "writing %s: %s", paths[i][0], strerror(errno));
+            goto out;
+        }
+        jobs[i].argv = a;
+        jobs[i].stderr_path = paths[i][2];
+        const char *one[] = { compiler(), OPT_CFLAGS, NULL };
+        for (const char **o = one; *o; o++)
+            *a++ = *o;
+        if (nunits == 1) {
+            *a++ = "-shared";
+            *a++ = "-o";
+            *a++ = so_path;
+        } else {
+            *a++ = "-fvisibility=hidden";
+            *a++ = "-c";
+            *a++ = "-o";
+            *a++ = paths[i][1];
+        }
+        *a++ = paths[i][0];
+        *a++ = NULL;
     }
-    return 0;
+    rc = keel_proc_run_jobs(jobs, nunits, jobs_max, mem, timeout, err, errlen);
+    if (rc)
+        goto out;
+    if (nunits > 1) {
+        /* link: cc -shared -o so unit0.o unit1.o ... */
+        keel_job *link = &jobs[nunits];
+        snprintf(paths[nunits][2], PATH_MAX, "%s/link.log", workdir);
+        link->argv = a;
+        link->stderr_path = paths[nunits][2];
+        *a++ = compiler();
+        *a++ = "-shared";
+        *a++ = "-o";
+        *a++ = so_path;
+        for (size_t i = 0; i < nunits; i++)
+            *a++ = paths[i][1];
+        *a++ = NULL;
+        nj = nunits + 1;
+        rc = keel_proc_run_jobs(link, 1, 1, 0, timeout, err, errlen);
+        if (rc)
+            goto out;
+    }
+    for (size_t i = 0; i < nj; i++) {
+        if (jobs[i].status == 0)
+            continue;
+        char line[512];
+        keel_first_line(jobs[i].stderr_path, line, sizeof line);
+        if (out_of_memory(&jobs[i]))
+            rc = keel_err(err, errlen, KEEL_ELIMIT,
+                          "memory budget of %llu MiB per compiler exceeded",
+                          (unsigned long long)(mem >> 20));
+        else
+            rc = keel_err(err, errlen, KEEL_ECOMPILE, "optimized tier: %s exited with %d%s%s",
+                          compiler(), jobs[i].status, line[0] ? ": " : "", line);
+        break;
+    }
+out:
+    for (size_t i = 0; i <= nunits; i++)
+        for (int k = 0; k < 3; k++)
+            if (paths[i][k][0])
+                unlink(paths[i][k]);
+    free(jobs);
+    free(paths);
+    free(argvs);
+    return rc;
 }
 
 /* Finds the executable PT_LOAD segment of the object loaded at base. */

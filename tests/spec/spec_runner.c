@@ -802,8 +802,12 @@ static void cmd_invoke(char **tok, int ntok)
             } else {
                 char want[512] = "";
                 for (int k = 0; k < nexp; k++) {
+                    if (exps[k].nan || exps[k].null)
+                        snprintf(one, sizeof one, "%s", tok[6 + nargs + 1 + k]);
+                    else
+                        fmt_result(exps[k].type, val_to_arg(&exps[k]), one, sizeof one);
                     strncat(want, " ", sizeof want - strlen(want) - 1);
-                    strncat(want, tok[6 + nargs + 1 + k], sizeof want - strlen(want) - 1);
+                    strncat(want, one, sizeof want - strlen(want) - 1);
                 }
                 fail("%s: got%s, expected%s", field, got, want);
             }
