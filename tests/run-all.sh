@@ -6,6 +6,9 @@ set -uo pipefail
 build=${1:-build}
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+# Debian's python3 has python3-pytest; a python3 earlier in PATH may not.
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=python3
 passed=0
 failed=0
 log=$(mktemp)
@@ -26,10 +29,10 @@ done
 
 # Integration tests (pytest): real keel processes.
 if ls tests/integration/test_*.py >/dev/null 2>&1; then
-  KEEL_BUILD="$build" python3 -m pytest -q -p no:cacheprovider tests/integration \
+  KEEL_BUILD="$build" "$PY" -m pytest -q -p no:cacheprovider tests/integration \
       -o junit_family=xunit2 --junitxml="$log.xml" 2>&1 | tail -n 40
   if [ -f "$log.xml" ]; then
-    read -r p f < <(python3 - "$log.xml" <<'PY'
+    read -r p f < <("$PY" - "$log.xml" <<'PY'
 import sys, xml.etree.ElementTree as ET
 r = ET.parse(sys.argv[1]).getroot()
 s = r if r.tag == "testsuite" else r.find("testsuite")

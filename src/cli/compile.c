@@ -56,7 +56,11 @@ int keel_cmd_compile(int argc, char **argv)
                 keel_cache_path(&c, keel_module_cache_key(m), "so", path, sizeof path);
             else
                 snprintf(path, sizeof path, "%s (fast-tier code is not cached)", c.dir);
-            printf("%s: %s tier, %.1f ms, %s\n", module, keel_module_tier(m), ms, path);
+            if (strcmp(keel_module_tier(m), "opt") == 0 && keel_module_units(m))
+                printf("%s: opt tier, %zu units, %.1f ms, %s\n", module, keel_module_units(m),
+                       ms, path);
+            else
+                printf("%s: %s tier, %.1f ms, %s\n", module, keel_module_tier(m), ms, path);
         }
     }
     keel_module_free(m);

@@ -99,6 +99,7 @@ static int build_opt(keel_module *m, const keel_cache *cache, const char *text,
         unit = KEEL_OPT_UNIT_BYTES;
     char **units;
     size_t n = keel_split_c(text, len, (size_t)unit, &units);
+    m->units = n;
     keel_cache_tmp_path(cache, m->so_key, "so", tmp, sizeof tmp);
     int rc = keel_native_opt_build(work, units, n, tmp, err, errlen);
     keel_split_free(units, n);
@@ -322,6 +323,7 @@ void keel_module_free(keel_module *m)
 
 const char *keel_module_tier(const keel_module *m) { return m->tier; }
 const char *keel_module_digest(const keel_module *m) { return m->digest; }
+size_t keel_module_units(const keel_module *m) { return m->units; }
 const char *keel_module_cache_key(const keel_module *m) { return m->so_key; }
 size_t keel_module_import_count(const keel_module *m) { return m->info.nimports; }
 const keel_extern *keel_module_import(const keel_module *m, size_t i) { return &m->info.imports[i]; }

@@ -16,6 +16,7 @@ struct keel_module {
     char digest[65];
     char src_key[65], so_key[65];
     const char *tier;
+    size_t units;             /* translation units built in this load */
     keel_native *native;
     const keel_glue_syms *syms;
     const char *import_modules[KEEL_MAX_IMPORT_MODULES];

@@ -168,14 +168,17 @@ size_t keel_split_c(const char *text, size_t len, size_t unit_bytes,
         abort();
     out[0] = u0.p;
     buf cur = { 0 };
+    size_t code = 0;   /* function code in cur, without the shared part */
     for (p = first_def; p < defs_end;) {
         const char *le = line_end(p, end);
+        code += (size_t)(le - p);
         if (is_func_line(p, le, ") {\n")) {
-            if (cur.len >= unit_bytes) {
+            if (code >= unit_bytes) {
                 if (n == cap && !(out = realloc(out, (cap *= 2) * sizeof *out)))
                     abort();
                 out[n++] = cur.p;
                 memset(&cur, 0, sizeof cur);
+                code = (size_t)(le - p);
             }
             if (!cur.len)
                 put(&cur, shared.p, shared.len);

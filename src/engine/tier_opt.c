@@ -78,7 +78,9 @@ static int out_of_memory(const keel_job *j)
     int oom = 0;
     while (f && !oom && fgets(line, sizeof line, f))
         oom = strstr(line, "out of memory") || strstr(line, "memory exhausted") ||
-              strstr(line, "Cannot allocate memory");
+              strstr(line, "Cannot allocate memory") ||
+              strstr(line, "signal terminated program") ||   /* cc1 died under the limit */
+              strstr(line, "failed to map segment");         /* could not even start */
     if (f)
         fclose(f);
     return oom;

@@ -17,18 +17,14 @@ static long long now_ns(void) {
     return t.tv_sec * 1000000000LL + t.tv_nsec;
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
     long long t0 = now_ns();
     struct timespec req = {0, 10 * 1000 * 1000};
     int rc = nanosleep(&req, NULL);
     long long dt = now_ns() - t0;
     printf("nanosleep(10ms): rc=%d slept_enough=%d not_too_long=%d\n", rc,
            dt >= 10000000LL, dt < 2000000000LL);
-
-    t0 = now_ns();
-    rc = usleep(5000);
-    dt = now_ns() - t0;
-    printf("usleep(5ms): rc=%d slept_enough=%d\n", rc, dt >= 5000000LL);
 
     __wasi_subscription_t sub[3];
     __wasi_event_t ev[3];
@@ -46,18 +42,30 @@ int main(void) {
            e, (unsigned)nev, nev == 1 && ev[0].userdata == 0x1122334455667788ULL,
            ev[0].type, ev[0].error, dt >= 5000000LL);
 
-    /* Absolute realtime deadline already in the past fires at once. */
+    /* Absolute monotonic deadline 3ms from now, then one already past. Only
+     * with argv[1] == "abstime": node's uvwasi hangs on absolute deadlines,
+     * so the parity run leaves this out and a keel-only test runs it. */
+    if (argc > 1 && !strcmp(argv[1], "abstime")) {
+    __wasi_timestamp_t mono = 0;
+    e = __wasi_clock_time_get(__WASI_CLOCKID_MONOTONIC, 1, &mono);
     memset(sub, 0, sizeof sub);
     sub[0].userdata = 7;
     sub[0].u.tag = __WASI_EVENTTYPE_CLOCK;
     sub[0].u.u.clock.id = __WASI_CLOCKID_MONOTONIC;
-    sub[0].u.u.clock.timeout = 1;
+    sub[0].u.u.clock.timeout = mono + 3000000;
     sub[0].u.u.clock.flags = __WASI_SUBCLOCKFLAGS_SUBSCRIPTION_CLOCK_ABSTIME;
     t0 = now_ns();
     e = __wasi_poll_oneoff(sub, ev, 1, &nev);
     dt = now_ns() - t0;
-    printf("poll_oneoff(abstime past): errno=%d nevents=%u userdata=%llu fast=%d\n", e,
-           (unsigned)nev, (unsigned long long)ev[0].userdata, dt < 1000000000LL);
+    printf("poll_oneoff(abstime +3ms): errno=%d nevents=%u userdata=%llu waited=%d fast=%d\n", e,
+           (unsigned)nev, (unsigned long long)ev[0].userdata, dt >= 2000000LL, dt < 1000000000LL);
+    sub[0].u.u.clock.timeout = 1;
+    t0 = now_ns();
+    e = __wasi_poll_oneoff(sub, ev, 1, &nev);
+    dt = now_ns() - t0;
+    printf("poll_oneoff(abstime past): errno=%d nevents=%u fast=%d\n", e, (unsigned)nev,
+           dt < 1000000000LL);
+    }
 
     /* stdout writable, with a long clock as a fallback. */
     memset(sub, 0, sizeof sub);

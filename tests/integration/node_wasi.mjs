@@ -71,7 +71,9 @@ function stdioFd(fd, flags) {
   return fd;
 }
 
-const wasi = new WASI({
+let wasi;
+try {
+  wasi = new WASI({
   version: 'preview1',
   args,
   env,
@@ -80,7 +82,10 @@ const wasi = new WASI({
   stdin: stdioFd(0, 'r'),
   stdout: stdioFd(1, 'w'),
   stderr: stdioFd(2, 'w'),
-});
+  });
+} catch (e) {
+  usage(`cannot set up WASI: ${e.message}`);
+}
 
 let code;
 try {
