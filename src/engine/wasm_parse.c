@@ -250,11 +250,11 @@ static int parse_imports(reader *r, parse_state *ps, wasm_info *info)
         if (name(r, &mod, &ml))
             return -1;
         e->module = mod;
+        info->nimports = i + 1;   /* from here on wasm_info_free owns e */
         if (name(r, &field, &fl))
             return -1;
         e->name = field;
         e->name_len = fl;
-        info->nimports = i + 1;
         if (u8(r, &kind))
             return -1;
         e->kind = kind;

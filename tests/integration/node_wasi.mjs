@@ -87,14 +87,20 @@ try {
   usage(`cannot set up WASI: ${e.message}`);
 }
 
+let instance;
+try {
+  instance = await WebAssembly.instantiate(module, wasi.getImportObject());
+} catch (e) {
+  // A missing import is a load error, as in keel (exit 1).
+  process.stderr.write(`node: ${modulePath}: ${e.message.replace(/\n/g, ' ')}\n`);
+  process.exit(1);
+}
+
 let code;
 try {
-  const instance = await WebAssembly.instantiate(module, wasi.getImportObject());
   code = wasi.start(instance);
 } catch (e) {
-  const msg = e instanceof WebAssembly.RuntimeError || e instanceof RangeError
-    ? `node: trap: ${e.message}` : `node: ${modulePath}: ${e.message}`;
-  process.stderr.write(msg.replace(/\n/g, ' ') + '\n');
-  process.exit(e instanceof WebAssembly.LinkError ? 1 : 134);
+  process.stderr.write(`node: trap: ${String(e.message).replace(/\n/g, ' ')}\n`);
+  process.exit(134);
 }
 process.exitCode = code ?? 0;

@@ -34,6 +34,8 @@ shown as "text-skipped".
 import argparse
 import concurrent.futures
 import fnmatch
+import glob
+import hashlib
 import json
 import os
 import re
@@ -261,6 +263,20 @@ def build_runner(build, cc):
     return exe
 
 
+def engine_fingerprint(build):
+    """A hash of the engine's object code and wasm-rt.h. The opt tier's cache
+    key covers the wasm bytes, wasm2c and the C compiler, but not the glue
+    and prelude Keel generates, so entries from an older engine could be
+    reused after an engine change; each engine build gets its own cache."""
+    objs = sorted(glob.glob(os.path.join(build, "obj", "engine", "*.o")))
+    h = hashlib.sha256()
+    for path in (objs or [os.path.join(build, "libkeel.a")]) + ["/usr/include/wasm-rt.h"]:
+        if os.path.exists(path):
+            with open(path, "rb") as f:
+                h.update(f.read())
+    return h.hexdigest()[:16]
+
+
 def run_one(exe, script, tier, cache, expected_lines):
     # expected_lines: the .wast line of every command, in script order
     """Runs one script on one tier. Returns a dict with passed, failures
@@ -338,10 +354,17 @@ def main():
 
     exe = None if args.convert_only else build_runner(build, cc)
     workdir = os.path.join(build, "spec")
-    cache = os.path.abspath(os.path.join(workdir, "cache"))
-    if args.clean_cache and os.path.isdir(cache):
-        shutil.rmtree(cache)
+    cache_root = os.path.abspath(os.path.join(workdir, "cache"))
+    if args.clean_cache and os.path.isdir(cache_root):
+        shutil.rmtree(cache_root)
+    fp = engine_fingerprint(build)
+    cache = os.path.join(cache_root, fp)
+    if os.path.isdir(cache_root):            # drop caches of older engines
+        for d in os.listdir(cache_root):
+            if d != fp:
+                shutil.rmtree(os.path.join(cache_root, d), ignore_errors=True)
     os.makedirs(cache, exist_ok=True)
+    cached = len(glob.glob(os.path.join(cache, "v1", "*.so")))
 
     # Convert every file first (fast, and a converter error is a failure).
     t0 = time.monotonic()
@@ -366,6 +389,8 @@ def main():
     print("converted %d files in %.1f s: %d checks per tier, %d text-format "
           "assert_malformed skipped" % (len(files), convert_s,
                                         sum(f[2] for f in files), sum(f[3] for f in files)))
+    if not args.convert_only:
+        print("opt-tier cache %s: %d shared objects before this run" % (cache, cached))
     sys.stdout.flush()
     if args.convert_only:
         errs = [f for f in files if f[4]]
