@@ -119,7 +119,9 @@ int keel_cmd_run(int argc, char **argv)
         return rc < 0 ? KEEL_EXIT_OK : rc;
 
     char err[1024];
-    keel_engine_opts eo = { .tier = (keel_tier)o.tier, .background_opt = true };
+    const keel_host_fn *tables[] = { keel_wasi_host_fns };
+    keel_engine_opts eo = { .tier = (keel_tier)o.tier, .background_opt = true,
+                            .host_tables = tables, .nhost_tables = 1 };
     keel_module *m = NULL;
     keel_instance *inst = NULL;
     struct keel_wasi *wasi = NULL;
@@ -129,7 +131,6 @@ int keel_cmd_run(int argc, char **argv)
         fprintf(stderr, "keel: %s\n", err);
         goto out;
     }
-    const keel_host_fn *tables[] = { keel_wasi_host_fns };
     if (keel_module_link_host(m, tables, 1, err, sizeof err)) {
         fprintf(stderr, "keel: %s\n", err);
         goto out;

@@ -35,6 +35,10 @@ typedef struct keel_engine_opts {
     const char *cache_dir;     /* NULL: $KEEL_CACHE, else ~/.cache/keel */
     bool background_opt;       /* AUTO: start a detached opt compile on miss */
     bool verbose;              /* log compile steps and timings to stderr */
+    /* When set, every import must be one of these host functions (checked
+     * before any compile work); each table ends with a zeroed entry. */
+    const keel_host_fn *const *host_tables;
+    size_t nhost_tables;
 } keel_engine_opts;
 
 /* Import/export kinds, as in the binary format. */

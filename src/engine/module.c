@@ -246,6 +246,29 @@ static int load_native(keel_module *m, const keel_engine_opts *opts,
     return 0;
 }
 
+typedef struct host_tables {
+    const keel_host_fn *const *tables;
+    size_t n;
+} host_tables;
+
+static void *resolve_host(void *ud, const keel_extern *imp, char *why, size_t whylen);
+
+/* Checks, before anything is compiled, that host tables satisfy every
+ * import. */
+static int check_host_imports(const keel_module *m, const keel_host_fn *const *tables,
+                              size_t ntables, char *err, size_t errlen)
+{
+    host_tables h = { tables, ntables };
+    for (size_t i = 0; i < m->info.nimports; i++) {
+        const keel_extern *imp = &m->info.imports[i];
+        char why[256];
+        if (!resolve_host(&h, imp, why, sizeof why))
+            return keel_err(err, errlen, KEEL_ELINK, "import %s.%s: %s", imp->module,
+                            imp->name, why);
+    }
+    return 0;
+}
+
 int keel_module_load(const char *path, const keel_engine_opts *opts,
                      keel_module **out, char *err, size_t errlen)
 {
@@ -274,6 +297,13 @@ int keel_module_load(const char *path, const keel_engine_opts *opts,
     if (rc) {
         keel_err(err, errlen, rc, "%s: %s", path, why);
         goto fail;
+    }
+    if (opts->host_tables) {
+        rc = check_host_imports(m, opts->host_tables, opts->nhost_tables, why, sizeof why);
+        if (rc) {
+            keel_err(err, errlen, rc, "%s: %s", path, why);
+            goto fail;
+        }
     }
     keel_sha256_hex(bytes, n, m->digest);
     hash_key("c", m->digest, keel_translate_identity(), "", m->src_key);
@@ -340,18 +370,13 @@ int keel_module_link(keel_module *m, keel_resolve_fn resolve, void *ud,
         char why[256] = "";
         void *addr = resolve(ud, imp, why, sizeof why);
         if (!addr)
-            return keel_err(err, errlen, KEEL_ELINK, "%s: unknown import %s.%s%s%s", m->path,
-                            imp->module, imp->name, why[0] ? ": " : "", why);
+            return keel_err(err, errlen, KEEL_ELINK, "%s: import %s.%s: %s", m->path,
+                            imp->module, imp->name, why[0] ? why : "not provided");
         m->syms->bind((uint32_t)i, addr);
     }
     m->linked = true;
     return 0;
 }
-
-typedef struct host_tables {
-    const keel_host_fn *const *tables;
-    size_t n;
-} host_tables;
 
 static void *resolve_host(void *ud, const keel_extern *imp, char *why, size_t whylen)
 {
@@ -375,7 +400,7 @@ static void *resolve_host(void *ud, const keel_extern *imp, char *why, size_t wh
             return p;
         }
     }
-    snprintf(why, whylen, "no such host function");
+    snprintf(why, whylen, "unknown import (Keel provides no such function)");
     return NULL;
 }
 

@@ -423,11 +423,10 @@ int wasm_parse(const uint8_t *bytes, size_t n, wasm_info *info, char *err,
     memset(info, 0, sizeof *info);
     if (n == 0)
         return keel_err(err, errlen, KEEL_EINVAL, "empty file, not a WebAssembly module");
-    if (n < 4 || memcmp(bytes, magic, n < 4 ? n : 4) != 0)
-        return keel_err(err, errlen, KEEL_EINVAL,
-                        n < 4 && memcmp(bytes, magic, n) == 0
-                            ? "truncated module (%zu bytes)"
-                            : "not a WebAssembly module (bad magic number)%.0zu", n);
+    if (memcmp(bytes, magic, n < 4 ? n : 4) != 0)
+        return keel_err(err, errlen, KEEL_EINVAL, "not a WebAssembly module (bad magic number)");
+    if (n < 4)
+        return keel_err(err, errlen, KEEL_EINVAL, "truncated module (%zu bytes)", n);
     if (n < 8)
         return keel_err(err, errlen, KEEL_EINVAL, "truncated module (%zu bytes)", n);
     if (bytes[4] != 1 || bytes[5] || bytes[6] || bytes[7])

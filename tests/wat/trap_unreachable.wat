@@ -1,0 +1,4 @@
+;; _start executes `unreachable`: trap kind "unreachable".
+(module
+  (memory (export "memory") 1)
+  (func (export "_start") unreachable))
