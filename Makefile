@@ -25,6 +25,11 @@ GUEST_WASM := $(patsubst tests/%.c,$(BUILD)/%.wasm,$(GUEST_SRC))
 WAT_SRC  := $(sort $(wildcard tests/wat/*.wat))
 WAT_WASM := $(WAT_SRC:tests/wat/%.wat=$(BUILD)/wat/%.wasm)
 
+# Sources whose change alters generated code: part of every cache key.
+CODEGEN_SRC := src/engine/glue.c src/engine/translate.c src/engine/split.c \
+               src/engine/tier_fast.c src/engine/tier_opt.c src/base/version.h
+CODEGEN_ID  := $(shell cat $(CODEGEN_SRC) | sha256sum | cut -c1-16)
+
 .PHONY: all deps test unit guests asan spec demo bench clean
 all: $(BUILD)/keel
 
@@ -34,6 +39,10 @@ deps:
 $(BUILD)/obj/%.o: src/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/obj/engine/module.o: src/engine/module.c $(CODEGEN_SRC)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DKEEL_CODEGEN_ID='"$(CODEGEN_ID)"' -MMD -MP -c $< -o $@
 
 $(BUILD)/obj/main.o: src/main.c
 	@mkdir -p $(dir $@)

@@ -3,8 +3,9 @@
 # under `keel run --tier opt` (cache warmed first), `keel run --tier fast`,
 # and under node's WASI (bench/node_wasi.mjs). Every run's stdout must be
 # identical to the native one. Prints a table per program (median wall time of
-# BENCH_RUNS runs) and the geometric mean of each ratio, then checks the
-# targets. `make bench` builds build/keel and calls this.
+# BENCH_RUNS runs, and median CPU time, which a busy machine disturbs less)
+# and the geometric mean of each ratio, then checks the targets (on wall
+# time). `make bench` builds build/keel and calls this. See bench/README.md.
 #
 # Environment:
 #   BENCH_RUNS=5         timed runs per program and runner (median is reported)
@@ -56,19 +57,18 @@ fi
 RESULTS=$OUT/results.tsv
 WORK=$OUT/work
 mkdir -p "$WORK"
-printf 'program\trunner\tmedian_s\tmin_s\tmax_s\truns\n' >"$RESULTS"
+printf 'program\trunner\tmedian_s\tmin_s\tmax_s\tcpu_median_s\truns\n' >"$RESULTS"
 failed=0
 
-# Runs runner $1 on program $2 once; records seconds in $WORK/$2.$1.times.
-# The output must match $WORK/$2.expected (the first native output).
+# Runs runner $1 on program $2 once; when $3 is 1, appends "wall cpu"
+# seconds to $WORK/$2.$1.times. The output must match $WORK/$2.expected (the
+# first output seen, native's unless BENCH_RUNNERS says otherwise).
 run_once() {
-    local runner=$1 p=$2 timed=$3 t0 t1 rc=0
+    local runner=$1 p=$2 timed=$3 wall cpu rc
     local out=$WORK/$p.$runner.out err=$WORK/$p.$runner.err
     # shellcheck disable=SC2046
-    t0=$(now_ns)
-    $(cmd_for "$runner" "$p") >"$out" 2>"$err" </dev/null || rc=$?
-    t1=$(now_ns)
-    if [ "$rc" -ne 0 ]; then
+    read -r wall cpu rc < <(python3 "$BENCH_DIR/lib/measure.py" "$out" "$err" $(cmd_for "$runner" "$p"))
+    if [ "$rc" != 0 ]; then
         echo "  FAIL $runner: exit $rc: $(cmd_for "$runner" "$p")" >&2
         sed 's/^/    /' "$err" | head -5 >&2
         return 1
@@ -76,13 +76,19 @@ run_once() {
     if [ ! -f "$WORK/$p.expected" ]; then
         cp "$out" "$WORK/$p.expected"
     elif ! cmp -s "$out" "$WORK/$p.expected"; then
-        echo "  FAIL $runner: output differs from native" >&2
+        echo "  FAIL $runner: output differs from the reference" >&2
         diff "$WORK/$p.expected" "$out" | head -6 | sed 's/^/    /' >&2
         return 1
     fi
     if [ "$timed" = 1 ]; then
-        echo $(( t1 - t0 )) >>"$WORK/$p.$runner.times"
+        echo "$wall $cpu" >>"$WORK/$p.$runner.times"
     fi
+}
+
+# "median min max count" of the numbers on stdin, one a line.
+med() {
+    sort -n | awk '{ t[NR] = $1 } END { printf "%.4f %.4f %.4f %d\n",
+        (NR % 2) ? t[(NR + 1) / 2] : (t[NR / 2] + t[NR / 2 + 1]) / 2, t[1], t[NR], NR }'
 }
 
 for p in $PROGRAMS; do
@@ -99,7 +105,7 @@ for p in $PROGRAMS; do
         ok_runners="$ok_runners $r"
     done
     # Timed runs interleaved across runners, so drift hits all alike.
-    for i in $(seq "$RUNS"); do
+    for _ in $(seq "$RUNS"); do
         for r in $ok_runners; do
             if ! run_once "$r" "$p" 1; then
                 failed=1
@@ -108,12 +114,9 @@ for p in $PROGRAMS; do
         done
     done
     for r in $ok_runners; do
-        sort -n "$WORK/$p.$r.times" | awk -v p="$p" -v r="$r" '
-            { t[NR] = $1 / 1e9 }
-            END {
-                med = (NR % 2) ? t[(NR + 1) / 2] : (t[NR / 2] + t[NR / 2 + 1]) / 2
-                printf "%s\t%s\t%.4f\t%.4f\t%.4f\t%d\n", p, r, med, t[1], t[NR], NR
-            }' >>"$RESULTS"
+        read -r wmed wmin wmax n < <(cut -d' ' -f1 "$WORK/$p.$r.times" | med)
+        read -r cmed _ < <(cut -d' ' -f2 "$WORK/$p.$r.times" | med)
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$p" "$r" "$wmed" "$wmin" "$wmax" "$cmed" "$n" >>"$RESULTS"
     done
     echo "   $(cat "$WORK/$p.expected" 2>/dev/null)" >&2
 done

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """report.py — turns bench/run.sh's results.tsv into the tables it prints.
 
-Per program: median, min and max wall time of each runner and its ratio to
-native; then one summary table with the ratios opt/native, fast/native,
+Per program: median, min and max wall time of each runner, its ratio to
+native, and the median CPU time (user + system); then one summary table with the ratios opt/native, fast/native,
 node/native and opt/node per program and their geometric means; then the
 speed targets from bench/README.md, each PASS or MISS. Exit status 0 when
 every target that could be checked passed, 3 otherwise."""
@@ -31,7 +31,8 @@ def main(path):
 
     for p in progs:
         print(f"\n{p}")
-        print(f"  {'runner':<10} {'median s':>9} {'min s':>8} {'max s':>8} {'x native':>9}")
+        print(f"  {'runner':<10} {'median s':>9} {'min s':>8} {'max s':>8} {'x native':>9}"
+              f" {'cpu s':>8} {'cpu x nat':>9}")
         base = t.get((p, "native"))
         for k in runners:
             r = t.get((p, k))
@@ -40,8 +41,10 @@ def main(path):
                 continue
             ratio = (f"{float(r['median_s']) / float(base['median_s']):9.2f}"
                      if base else f"{'-':>9}")
+            cratio = (f"{float(r['cpu_median_s']) / float(base['cpu_median_s']):9.2f}"
+                      if base else f"{'-':>9}")
             print(f"  {LABEL[k]:<10} {float(r['median_s']):9.3f} {float(r['min_s']):8.3f}"
-                  f" {float(r['max_s']):8.3f} {ratio}")
+                  f" {float(r['max_s']):8.3f} {ratio} {float(r['cpu_median_s']):8.3f} {cratio}")
 
     cols = [(a, b) for a, b in RATIOS if a in runners and b in runners]
     ratio = {}
@@ -67,7 +70,15 @@ def main(path):
         line += f" {gm[(a, b)]:11.2f}" if gm[(a, b)] else f" {'-':>11}"
     print(line)
 
-    print("\ntargets")
+    # The same ratios from CPU time: steadier when the machine is busy.
+    cline = f"  {'cpu geomean':<13}"
+    for a, b in cols:
+        g = geomean([float(t[(p, a)]["cpu_median_s"]) / float(t[(p, b)]["cpu_median_s"])
+                     for p in progs if (p, a) in t and (p, b) in t])
+        cline += f" {a + '/' + b} {g:.2f}" if g else ""
+    print(cline)
+
+    print("\ntargets (wall time)")
     ok = True
 
     def check(name, passed, detail):

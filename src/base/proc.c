@@ -25,8 +25,9 @@ int keel_proc_run(const char *const *argv, const char *stderr_path,
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
     posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    /* no O_CLOEXEC here: it would close the child's stderr at exec */
     posix_spawn_file_actions_addopen(&fa, 2, stderr_path ? stderr_path : "/dev/null",
-                                     O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+                                     O_WRONLY | O_CREAT | O_APPEND, 0600);
     pid_t pid;
     int rc = posix_spawnp(&pid, argv[0], &fa, NULL, (char *const *)argv, environ);
     posix_spawn_file_actions_destroy(&fa);

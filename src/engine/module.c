@@ -21,6 +21,12 @@
 #include "engine/split.h"
 #include "engine/translate.h"
 
+/* Hash of the sources that generate and compile C (Makefile), so a change
+ * to the glue or a tier never reuses code built by an older Keel. */
+#ifndef KEEL_CODEGEN_ID
+#error "KEEL_CODEGEN_ID must be defined by the build"
+#endif
+
 /* Largest .wasm file Keel loads. */
 #define KEEL_MAX_MODULE_BYTES (512u << 20)
 
@@ -235,7 +241,7 @@ static int load_native(keel_module *m, const keel_engine_opts *opts,
     char *fast = keel_native_fast_source(text, len, &flen);
     free(text);
     if (!fast)
-        abort();
+        return keel_err(err, errlen, KEEL_ECOMPILE, "fast tier: unexpected wasm2c output");
     rc = keel_native_fast(fast, flen, &m->native, err, errlen);
     free(fast);
     if (rc)
@@ -298,6 +304,22 @@ int keel_module_load(const char *path, const keel_engine_opts *opts,
         keel_err(err, errlen, rc, "%s: %s", path, why);
         goto fail;
     }
+    for (size_t i = 0; !rc && i < m->info.nimports; i++) {
+        const keel_extern *a = &m->info.imports[i];
+        for (size_t j = 0; j < i; j++) {
+            const keel_extern *b = &m->info.imports[j];
+            if (!strcmp(a->module, b->module) && a->name_len == b->name_len &&
+                !memcmp(a->name, b->name, a->name_len) &&
+                (a->kind != b->kind || strcmp(a->sig, b->sig))) {
+                /* wasm2c 1.0.32 aborts on it: one C symbol per import name */
+                rc = keel_err(err, errlen, KEEL_ELINK, "%s: import %s.%s: imported twice with "
+                              "different types, which Keel cannot link", path, a->module, a->name);
+                break;
+            }
+        }
+    }
+    if (rc)
+        goto fail;
     if (opts->host_tables) {
         rc = check_host_imports(m, opts->host_tables, opts->nhost_tables, why, sizeof why);
         if (rc) {
@@ -306,7 +328,7 @@ int keel_module_load(const char *path, const keel_engine_opts *opts,
         }
     }
     keel_sha256_hex(bytes, n, m->digest);
-    hash_key("c", m->digest, keel_translate_identity(), "", m->src_key);
+    hash_key("c", m->digest, keel_translate_identity(), KEEL_CODEGEN_ID, m->src_key);
     hash_key("so", m->src_key, keel_native_opt_identity(), "", m->so_key);
 
     rc = load_native(m, opts, (const uint8_t *)bytes, n, why, sizeof why);

@@ -41,6 +41,16 @@ static const char fast_prelude[] =
     "  return (int)((x * 0x0101010101010101ULL) >> 56); }\n"
     "static inline int keel_popcnt32(unsigned x) { return keel_popcnt64(x); }\n";
 
+/* Inserted with the access macros: tcc computes -(x) on floats with an
+ * arithmetic instruction that quiets signalling NaNs; wasm's neg only flips
+ * the sign bit. */
+static const char fast_fneg[] =
+    "static inline f32 keel_fneg32(f32 x) { u32 b; memcpy(&b, &x, 4); b ^= 0x80000000u;\n"
+    "  memcpy(&x, &b, 4); return x; }\n"
+    "static inline f64 keel_fneg64(f64 x) { u64 b; memcpy(&b, &x, 8); b ^= 0x8000000000000000ull;\n"
+    "  memcpy(&x, &b, 8); return x; }\n"
+    "#define KEEL_FNEG(x) _Generic((x), f32: keel_fneg32, f64: keel_fneg64)(x)\n";
+
 /* Inserted after wasm2c's last DEFINE_STORE: direct accesses. */
 static const char fast_access_macros[] =
     "\n/* Keel fast tier: direct loads and stores (guard pages bound them). */\n"
@@ -72,23 +82,32 @@ static const char fast_access_macros[] =
 char *keel_native_fast_source(const char *c_text, size_t len, size_t *out_len)
 {
     static const char anchor[] = "DEFINE_STORE(i64_store32, u32, u64)\n";
+    static const char neg_old[] = " = -(w2c_", neg_new[] = " = KEEL_FNEG(w2c_";
     const char *at = strstr(c_text, anchor);
-    size_t split = at ? (size_t)(at - c_text) + sizeof anchor - 1 : 0;
-    size_t total = sizeof fast_prelude - 1 + len + (at ? sizeof fast_access_macros - 1 : 0);
+    if (!at)
+        return NULL;
+    size_t split = (size_t)(at - c_text) + sizeof anchor - 1;
+    size_t nneg = 0;
+    for (const char *p = c_text + split; (p = strstr(p, neg_old)); p += sizeof neg_old - 1)
+        nneg++;
+    size_t total = sizeof fast_prelude + len + sizeof fast_access_macros + sizeof fast_fneg +
+                   nneg * (sizeof neg_new - sizeof neg_old);
     char *out = malloc(total + 1);
     if (!out)
         return NULL;
     size_t k = 0;
-    memcpy(out + k, fast_prelude, sizeof fast_prelude - 1);
-    k += sizeof fast_prelude - 1;
-    memcpy(out + k, c_text, split);
-    k += split;
-    if (at) {
-        memcpy(out + k, fast_access_macros, sizeof fast_access_macros - 1);
-        k += sizeof fast_access_macros - 1;
+#define PUT(s, n) (memcpy(out + k, (s), (n)), k += (n))
+    PUT(fast_prelude, sizeof fast_prelude - 1);
+    PUT(c_text, split);
+    PUT(fast_access_macros, sizeof fast_access_macros - 1);
+    PUT(fast_fneg, sizeof fast_fneg - 1);
+    const char *p = c_text + split, *end = c_text + len;
+    for (const char *hit; (hit = strstr(p, neg_old)); p = hit + sizeof neg_old - 1) {
+        PUT(p, (size_t)(hit - p));
+        PUT(neg_new, sizeof neg_new - 1);
     }
-    memcpy(out + k, c_text + split, len - split);
-    k += len - split;
+    PUT(p, (size_t)(end - p));
+#undef PUT
     out[k] = '\0';
     *out_len = k;
     return out;

@@ -86,8 +86,76 @@ static int read_with_header(const char *workdir, const char *cfile, char **text,
     all[pre + hlen + post] = '\0';
     free(c);
     free(h);
+    /* wasm2c copies names into comments byte for byte, NUL included */
+    for (size_t i = 0; i < pre + hlen + post; i++)
+        if (all[i] == '\0')
+            all[i] = ' ';
     *text = all;
     *len = pre + hlen + post;
+    return 0;
+}
+
+/* wasm2c keeps every load alive with `asm("" :: "r"(result))`, so a load
+ * whose value is unused still faults on a guard page (wasm must trap). The
+ * "r" constraint also forces float loads through a general-purpose
+ * register, which costs floating-point code dearly. The barrier is replaced
+ * by one whose constraint matches the type: an SSE register for f32/f64, a
+ * general register for integers; the load still happens either way.
+ * The same block replaces isnan() with a bit test: under -fsignaling-nans
+ * gcc does not inline it and every wasm f32/f64 sqrt, floor, min, ... called
+ * into libm. */
+static const char load_barrier_old[] = "wasm_asm(\"\" ::\"r\"(result));";
+static const char load_barrier_new[] = "KEEL_LOAD_BARRIER(result);";
+static const char load_barrier_defs[] =
+    "/* Keel: typed load barrier (src/engine/translate.c) */\n"
+    "#if defined(__GNUC__) && defined(__x86_64__)\n"
+    "static inline void keel_keep_f32(f32 v) { __asm__(\"\" ::\"x\"(v)); }\n"
+    "static inline void keel_keep_f64(f64 v) { __asm__(\"\" ::\"x\"(v)); }\n"
+    "static inline void keel_keep_int(u64 v) { __asm__(\"\" ::\"r\"(v)); }\n"
+    "#define KEEL_LOAD_BARRIER(v) _Generic((v), f32: keel_keep_f32, f64: keel_keep_f64, "
+    "default: keel_keep_int)(v)\n"
+    "#else\n"
+    "#define KEEL_LOAD_BARRIER(v) wasm_asm(\"\" ::\"r\"(v))\n"
+    "#endif\n"
+    "/* Keel: isnan as a bit test; under -fsignaling-nans gcc calls libm's. */\n"
+    "static inline int keel_isnan_f32(f32 x) { u32 b; memcpy(&b, &x, 4);\n"
+    "  return (b & 0x7fffffffu) > 0x7f800000u; }\n"
+    "static inline int keel_isnan_f64(f64 x) { u64 b; memcpy(&b, &x, 8);\n"
+    "  return (b & 0x7fffffffffffffffull) > 0x7ff0000000000000ull; }\n"
+    "#undef isnan\n"
+    "#define isnan(x) _Generic((x), f32: keel_isnan_f32, default: keel_isnan_f64)(x)\n";
+
+/* Rewrites text in place of *c: the typed load barrier. Returns 0, or -1
+ * when wasm2c's output does not have the expected shape (left unchanged). */
+static int rewrite_load_barrier(char **c, size_t *len)
+{
+    static const char anchor[] = "DEFINE_LOAD(i32_load, u32, u32, u32)";
+    char *at = strstr(*c, anchor);
+    if (!at || !strstr(*c, load_barrier_old))
+        return -1;
+    size_t old_n = sizeof load_barrier_old - 1, new_n = sizeof load_barrier_new - 1;
+    size_t defs_n = sizeof load_barrier_defs - 1;
+    char *out = malloc(*len + defs_n + 1);
+    if (!out)
+        abort();
+    size_t k = 0;
+    for (const char *p = *c; *p;) {
+        if (p == at) {
+            memcpy(out + k, load_barrier_defs, defs_n);
+            k += defs_n;
+        }
+        if (strncmp(p, load_barrier_old, old_n) == 0) {
+            memcpy(out + k, load_barrier_new, new_n);
+            k += new_n;
+            p += old_n;
+        } else {
+            out[k++] = *p++;
+        }
+    }
+    out[k] = '\0';
+    free(*c);
+    *c = out;
+    *len = k;
     return 0;
 }
 
@@ -127,6 +195,10 @@ int keel_translate(const uint8_t *bytes, size_t n, const wasm_info *info,
     rc = read_with_header(workdir, cfile, &text, &len, err, errlen);
     if (rc)
         return rc;
+    if (rewrite_load_barrier(&text, &len) != 0) {
+        free(text);
+        return keel_err(err, errlen, KEEL_ECOMPILE, "unexpected wasm2c output (load helpers)");
+    }
     char *glue = NULL;
     size_t glue_len = 0;
     FILE *g = open_memstream(&glue, &glue_len);

@@ -26,11 +26,13 @@ int main(void) {
         if (len > 1) {
             char small[1];
             e2 = __wasi_fd_prestat_dir_name(fd, (uint8_t *)small, 1);
-            printf("  dir_name(len=1): errno=%d\n", e2);
+            /* ENOBUFS (node) or ENAMETOOLONG (wasmtime, keel): both fine. */
+            printf("  dir_name(len=1): fails=%d\n", e2 != 0);
         }
     }
     printf("first non-preopen fd %u: errno=%d\n", (unsigned)fd, e);
     e = __wasi_fd_prestat_get(1, &ps);
-    printf("prestat stdout: errno=%d\n", e);
+    /* EBADF or EINVAL depending on the host: only failure is required. */
+    printf("prestat stdout: fails=%d\n", e != 0);
     return 0;
 }
