@@ -160,6 +160,23 @@ static int cmp_addr(const void *a, const void *b)
     return (uintptr_t)x < (uintptr_t)y ? -1 : (uintptr_t)x > (uintptr_t)y;
 }
 
+/* Appends the fast tier's functions to /tmp/perf-PID.map, the file `perf
+ * report` reads to name code that has no ELF symbols (KEEL_PERF_MAP=1). */
+static void write_perf_map(const keel_module *m, const void *end, uint32_t nf)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/perf-%ld.map", (long)getpid());
+    FILE *f = fopen(path, "a");
+    if (!f)
+        return;
+    for (uint32_t i = 0; i < nf; i++) {
+        uintptr_t a = (uintptr_t)m->func_addrs[i];
+        uintptr_t b = i + 1 < nf ? (uintptr_t)m->func_addrs[i + 1] : (uintptr_t)end;
+        fprintf(f, "%lx %lx %s\n", (unsigned long)a, (unsigned long)(b - a), m->func_names[i]);
+    }
+    fclose(f);
+}
+
 /* Registers the code range with a table of functions sorted by address. */
 static int register_code(keel_module *m, char *err, size_t errlen)
 {
@@ -183,6 +200,8 @@ static int register_code(keel_module *m, char *err, size_t errlen)
     free(pairs);
     const void *start, *end;
     keel_native_code_range(m->native, &start, &end);
+    if (m->tier && strcmp(m->tier, "fast") == 0 && getenv("KEEL_PERF_MAP"))
+        write_perf_map(m, end, nf);
     int rc = keel_rt_register_code(start, end, m->path, m->func_addrs, m->func_names, nf);
     if (rc)
         return keel_err(err, errlen, rc, "too many modules loaded");

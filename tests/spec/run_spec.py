@@ -5,7 +5,7 @@ For each .wast file (default: ../shared/spec-core, the 90 non-SIMD files):
 wast2json splits it into modules and a command list under
 BUILD/spec/<name>/; this script turns the JSON into a line-based script
 (script.txt) and runs it with spec_runner (tests/spec/spec_runner.c, built
-here against BUILD/libkeel.a) once per tier: fast (libtcc) and opt (cc -O2,
+here with spec_host.c against BUILD/libkeel.a) once per tier: fast (libtcc) and opt (cc -O2,
 cached in BUILD/spec/cache). Every command is a check; the closing line is
 "N passed, M failed" and the exit status is non-zero on any failure.
 
@@ -35,7 +35,6 @@ import argparse
 import concurrent.futures
 import fnmatch
 import glob
-import hashlib
 import json
 import os
 import re
@@ -46,7 +45,9 @@ import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-RUNNER_SRC = os.path.join(ROOT, "tests", "spec", "spec_runner.c")
+SPEC_DIR = os.path.join(ROOT, "tests", "spec")
+RUNNER_SRCS = [os.path.join(SPEC_DIR, f) for f in ("spec_runner.c", "spec_host.c")]
+RUNNER_HDRS = [os.path.join(SPEC_DIR, "spec_host.h")]
 CFLAGS = ["-std=c17", "-O2", "-g", "-Wall", "-Wextra", "-Werror",
           "-fvisibility=hidden", "-D_GNU_SOURCE", "-I" + os.path.join(ROOT, "src")]
 LIBS = ["-ltcc", "-ldl", "-lpthread", "-lm"]
@@ -249,32 +250,19 @@ def build_runner(build, cc):
         if r.returncode != 0 or not os.path.exists(lib):
             sys.exit("run_spec: cannot build %s" % lib)
     exe = os.path.join(build, "spec", "spec_runner")
-    deps = [RUNNER_SRC, lib] + [os.path.join(ROOT, "src", "engine", h)
+    deps = RUNNER_SRCS + RUNNER_HDRS + [lib] + [os.path.join(ROOT, "src", "engine", h)
                                 for h in ("engine.h", "rt.h", "host_abi.h")]
     if os.path.exists(exe) and all(os.path.getmtime(exe) >= os.path.getmtime(d) for d in deps):
         return exe
     os.makedirs(os.path.dirname(exe), exist_ok=True)
     extra = os.environ.get("SPEC_CFLAGS", "").split()
-    cmd = ([cc] + CFLAGS + extra + ["-rdynamic", RUNNER_SRC, "-Wl,--whole-archive", lib,
-                                    "-Wl,--no-whole-archive"] + LIBS + ["-o", exe])
+    cmd = ([cc] + CFLAGS + extra + ["-rdynamic"] + RUNNER_SRCS + ["-Wl,--whole-archive", lib,
+                                                              "-Wl,--no-whole-archive"]
+           + LIBS + ["-o", exe])
     r = subprocess.run(cmd, cwd=ROOT)
     if r.returncode != 0:
         sys.exit("run_spec: building the runner failed: " + " ".join(cmd))
     return exe
-
-
-def engine_fingerprint(build):
-    """A hash of the engine's object code and wasm-rt.h. The opt tier's cache
-    key covers the wasm bytes, wasm2c and the C compiler, but not the glue
-    and prelude Keel generates, so entries from an older engine could be
-    reused after an engine change; each engine build gets its own cache."""
-    objs = sorted(glob.glob(os.path.join(build, "obj", "engine", "*.o")))
-    h = hashlib.sha256()
-    for path in (objs or [os.path.join(build, "libkeel.a")]) + ["/usr/include/wasm-rt.h"]:
-        if os.path.exists(path):
-            with open(path, "rb") as f:
-                h.update(f.read())
-    return h.hexdigest()[:16]
 
 
 def run_one(exe, script, tier, cache, expected_lines):
@@ -354,15 +342,16 @@ def main():
 
     exe = None if args.convert_only else build_runner(build, cc)
     workdir = os.path.join(build, "spec")
-    cache_root = os.path.abspath(os.path.join(workdir, "cache"))
-    if args.clean_cache and os.path.isdir(cache_root):
-        shutil.rmtree(cache_root)
-    fp = engine_fingerprint(build)
-    cache = os.path.join(cache_root, fp)
-    if os.path.isdir(cache_root):            # drop caches of older engines
-        for d in os.listdir(cache_root):
-            if d != fp:
-                shutil.rmtree(os.path.join(cache_root, d), ignore_errors=True)
+    # One cache for every engine build: the engine's cache keys include
+    # KEEL_CODEGEN_ID (a hash of the code-generating sources), so entries of
+    # an older engine are never hit; they stay until --clean-cache.
+    cache = os.path.abspath(os.path.join(workdir, "cache"))
+    if args.clean_cache and os.path.isdir(cache):
+        shutil.rmtree(cache)
+    if os.path.isdir(cache):                 # per-engine dirs of older harnesses
+        for d in os.listdir(cache):
+            if re.fullmatch(r"[0-9a-f]{16}", d):
+                shutil.rmtree(os.path.join(cache, d), ignore_errors=True)
     os.makedirs(cache, exist_ok=True)
     cached = len(glob.glob(os.path.join(cache, "v1", "*.so")))
 
