@@ -89,15 +89,22 @@ static uint32_t clamp_table_max(uint32_t max)
     return max > RT_MAX_TABLE_ELEMS ? RT_MAX_TABLE_ELEMS : max;
 }
 
+/* Allocates elems zeroed slots of elem_size bytes (traps beyond the cap). */
+static void *alloc_table(uint32_t elems, size_t elem_size)
+{
+    if (elems > RT_MAX_TABLE_ELEMS)
+        keel_rt_trap(KEEL_TRAP_MEMORY_LIMIT);
+    void *p = calloc(elems ? elems : 1, elem_size);
+    if (!p)
+        keel_rt_trap(KEEL_TRAP_MEMORY_LIMIT);
+    return p;
+}
+
 void wasm_rt_allocate_funcref_table(wasm_rt_funcref_table_t *t, uint32_t elems,
                                     uint32_t max)
 {
     memset(t, 0, sizeof *t);
-    if (elems > RT_MAX_TABLE_ELEMS)
-        keel_rt_trap(KEEL_TRAP_MEMORY_LIMIT);
-    t->data = calloc(elems ? elems : 1, sizeof *t->data);
-    if (!t->data)
-        keel_rt_trap(KEEL_TRAP_MEMORY_LIMIT);
+    t->data = alloc_table(elems, sizeof *t->data);
     t->size = elems;
     t->max_size = max;
 }
@@ -112,11 +119,7 @@ void wasm_rt_allocate_externref_table(wasm_rt_externref_table_t *t,
                                       uint32_t elems, uint32_t max)
 {
     memset(t, 0, sizeof *t);
-    if (elems > RT_MAX_TABLE_ELEMS)
-        keel_rt_trap(KEEL_TRAP_MEMORY_LIMIT);
-    t->data = calloc(elems ? elems : 1, sizeof *t->data);
-    if (!t->data)
-        keel_rt_trap(KEEL_TRAP_MEMORY_LIMIT);
+    t->data = alloc_table(elems, sizeof *t->data);
     t->size = elems;
     t->max_size = max;
 }
