@@ -48,5 +48,21 @@ PY
   passed=$((passed + p)); failed=$((failed + f))
 fi
 
+# WebAssembly core spec suite on both tiers (tests/spec/run_spec.py): its
+# closing line is "N passed, M failed". Skipped with KEEL_SKIP_SPEC=1 (the
+# ASan run: the suite checks generated code, which ASan does not build).
+if [ "${KEEL_SKIP_SPEC:-0}" != 1 ]; then
+  "$PY" tests/spec/run_spec.py --keel "$build/keel" --build "$build" >"$log.spec" 2>&1
+  rc=$?
+  tail -n 60 "$log.spec"
+  line=$(grep -aE '^[0-9]+ passed, [0-9]+ failed' "$log.spec" | tail -n 1)
+  p=$(echo "$line" | awk '{print $1+0}')
+  f=$(echo "$line" | awk '{print $3+0}')
+  if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+  rm -f "$log.spec"
+  echo "spec: $p passed, $f failed"
+  passed=$((passed + p)); failed=$((failed + f))
+fi
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]

@@ -322,15 +322,21 @@ static int parse_functions(reader *r, parse_state *ps)
     return 0;
 }
 
-/* Skips a constant expression up to its `end`. */
+/* Skips a constant expression up to its `end`; an empty one produces no
+ * value and is a type mismatch (wasm-validate 1.0.32 misses it). */
 static int skip_const_expr(reader *r)
 {
-    for (;;) {
+    for (int n = 0;; n++) {
         uint8_t op;
         if (u8(r, &op))
             return -1;
         switch (op) {
-        case 0x0b: return 0;
+        case 0x0b:
+            if (n == 0) {
+                r->pos--;
+                return fail(r, "type mismatch: empty constant expression");
+            }
+            return 0;
         case 0x41: case 0x42: case 0x23: case 0xd2:
             if (skip_leb(r))
                 return -1;
@@ -361,6 +367,58 @@ static int parse_globals(reader *r, parse_state *ps, wasm_info *info)
             return -1;
         add_global(ps, c, mut != 0);
         if (skip_const_expr(r))
+            return -1;
+    }
+    return 0;
+}
+
+/* Element segments: the offset expression of each active one. */
+static int parse_elements(reader *r)
+{
+    uint32_t n;
+    if (leb_u32(r, &n))
+        return -1;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t flags, count, idx;
+        uint8_t b;
+        if (leb_u32(r, &flags))
+            return -1;
+        if (flags > 7)
+            return fail(r, "malformed element segment flags");
+        if (flags == 2 || flags == 6)
+            if (leb_u32(r, &idx))
+                return -1;
+        if (!(flags & 1) && skip_const_expr(r))
+            return -1;
+        if (flags & 3)                  /* elemkind or reftype */
+            if (u8(r, &b))
+                return -1;
+        if (leb_u32(r, &count))
+            return -1;
+        for (uint32_t j = 0; j < count; j++)
+            if (flags & 4 ? skip_const_expr(r) : skip_leb(r))
+                return -1;
+    }
+    return 0;
+}
+
+/* Data segments: the offset expression of each active one. */
+static int parse_data(reader *r)
+{
+    uint32_t n;
+    if (leb_u32(r, &n))
+        return -1;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t flags, idx, len;
+        if (leb_u32(r, &flags))
+            return -1;
+        if (flags > 2)
+            return fail(r, "malformed data segment flags");
+        if (flags == 2 && leb_u32(r, &idx))
+            return -1;
+        if (flags != 1 && skip_const_expr(r))
+            return -1;
+        if (leb_u32(r, &len) || skip(r, len))
             return -1;
     }
     return 0;
@@ -458,13 +516,16 @@ int wasm_parse(const uint8_t *bytes, size_t n, wasm_info *info, char *err,
         case 6: rc = parse_globals(&sec, &ps, info); break;
         case 7: rc = parse_exports(&sec, &ps, info); break;
         case 8: info->has_start = true; break;
-        case 0: case 4: case 5: case 9: case 10: case 11: case 12: case 13:
+        case 9: rc = parse_elements(&sec); break;
+        case 11: rc = parse_data(&sec); break;
+        case 0: case 4: case 5: case 10: case 12: case 13:
             break;
         default:
             rc = fail(&r, "unknown section id");
             break;
         }
-        if (!rc && id >= 1 && id <= 7 && id != 4 && id != 5 && sec.pos != sec.end)
+        if (!rc && (id == 1 || id == 2 || id == 3 || id == 6 || id == 7 || id == 9 ||
+                    id == 11) && sec.pos != sec.end)
             rc = fail(&sec, "section size mismatch");
         r.pos += size;
     }

@@ -149,6 +149,12 @@ int main(int argc, char **argv) {
     if (fd >= 0) close(fd);
     SHOW("open O_NOFOLLOW on symlink", open(P("soft.txt"), O_RDONLY | O_NOFOLLOW));
     SHOW("unlink symlink", unlink(P("dangling")));
+    SHOW("symlink loop1", symlink("loop2", P("loop1")));
+    SHOW("symlink loop2", symlink("loop1", P("loop2")));
+    SHOW("open symlink loop", open(P("loop1"), O_RDONLY));
+    SHOW("stat symlink loop", stat(P("loop1"), &st));
+    SHOW("unlink loop1", unlink(P("loop1")));
+    SHOW("unlink loop2", unlink(P("loop2")));
     list("");
 
     /* Timestamps: set whole seconds, read back. */

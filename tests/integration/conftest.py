@@ -150,11 +150,15 @@ wat = pytest.fixture(scope="session")(_module_fixture("wat"))
 @pytest.fixture(scope="session")
 def keel(keel_bin, base_env):
     """keel(*args, stdin=b"", cwd=None, env_extra=None, timeout=...) -> Result.
-    Runs `keel ARGS...` with KEEL_CACHE set."""
+    Runs `keel ARGS...` with KEEL_CACHE set; env_extra adds variables (a
+    value of None removes one)."""
     def run(*args, stdin=b"", cwd=None, env_extra=None, timeout=PROC_TIMEOUT):
         env = dict(base_env)
-        if env_extra:
-            env.update(env_extra)
+        for k, v in (env_extra or {}).items():
+            if v is None:
+                env.pop(k, None)
+            else:
+                env[k] = v
         return _run([keel_bin, *args], stdin=stdin, cwd=cwd, env=env, timeout=timeout)
     return run
 

@@ -83,7 +83,7 @@ USAGE_ERRORS = {
     "bad-timeout": ["run", "--timeout", "5parsecs", "GUEST"],
     "timeout-negative": ["run", "--timeout", "-2s", "GUEST"],
     "bad-tier": ["run", "--tier", "slow", "GUEST"],
-    "dir-missing-value": ["run", "GUEST_AFTER", "--dir"],
+    "dir-missing-value": ["run", "--dir"],
     "env-no-equals": ["run", "--env", "NOEQUALS", "GUEST"],
     "unknown-command": ["frobnicate"],
     "no-command": [],
@@ -94,8 +94,6 @@ USAGE_ERRORS = {
 def test_usage_error(case, keel, guest):
     g = str(guest("sched"))
     args = [g if a == "GUEST" else a for a in USAGE_ERRORS[case]]
-    if "GUEST_AFTER" in args:   # flag with no value at the very end
-        args = ["run", "--dir"]
     r = keel(*args)
     assert r.returncode == 2, r.describe()
     assert r.stdout == b"", r.describe()
@@ -225,15 +223,15 @@ def test_compile_prints_cache_path_then_opt_runs(keel, guest, tmp_path):
     assert r.returncode == 0, r.describe()
     entry = _cached_path(r.out, cache)
     assert entry.is_file(), r.describe()
+    mtime = entry.stat().st_mtime_ns
+    before = _cache_files(cache)
     r2 = keel("run", "--tier", "opt", g, env_extra=env)
     assert r2.returncode == 0, r2.describe()
     assert r2.out == "sched_yield x1000: failures=0\nraw sched_yield: errno=0\n", r2.describe()
     assert r2.stderr == b""
     # A cached run does not rebuild: the entry is untouched.
-    assert entry.stat().st_mtime_ns == os.stat(entry).st_mtime_ns
-    before = _cache_files(cache)
-    r3 = keel("run", "--tier", "opt", g, env_extra=env)
-    assert r3.returncode == 0 and _cache_files(cache) == before
+    assert entry.stat().st_mtime_ns == mtime
+    assert _cache_files(cache) == before
 
 
 def test_compile_twice_same_path(keel, guest, tmp_path):
@@ -337,3 +335,33 @@ def test_corrupted_cache_entry_is_rebuilt(how, keel, guest, tmp_path):
     # And the entry is healthy again: the next run is clean.
     r = keel("run", "--tier", "opt", g, env_extra=env)
     assert r.returncode == 0 and r.out == want and r.stderr == b"", r.describe()
+
+
+def test_default_tier_matches_fast(keel, guest, tmp_path):
+    # The default (auto) tier on a cold cache runs the fast tier now and may
+    # build the optimized one in the background: same output either way,
+    # and keel does not wait for the background build to exit.
+    env = {"KEEL_CACHE": str(tmp_path / "c")}
+    g = guest("args_env")
+    fast = keel("run", "--tier", "fast", g, "x", "--y", env_extra=env)
+    auto = keel("run", g, "x", "--y", env_extra=env, timeout=60)
+    assert (auto.returncode, auto.stdout, auto.stderr) == \
+        (fast.returncode, fast.stdout, fast.stderr), auto.describe()
+    again = keel("run", "--tier", "auto", g, "x", "--y", env_extra=env, timeout=60)
+    assert again.stdout == fast.stdout and again.returncode == fast.returncode
+
+
+def test_cache_location(keel, guest, tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    g = guest("sched")
+    # KEEL_CACHE set: nothing under $HOME.
+    r = keel("compile", g, env_extra={"HOME": str(home), "KEEL_CACHE": str(tmp_path / "kc")})
+    assert r.returncode == 0, r.describe()
+    assert _cache_files(tmp_path / "kc")
+    assert not (home / ".cache").exists()
+    # KEEL_CACHE unset: the documented default, ~/.cache/keel.
+    env = {"HOME": str(home)}
+    r = keel("compile", g, env_extra=dict(env, KEEL_CACHE=None))
+    assert r.returncode == 0, r.describe()
+    assert _cache_files(home / ".cache" / "keel"), r.describe()

@@ -74,6 +74,8 @@ CASES = [
     # relative path in the guest.
     Case("fileio-dot", "fileio", args=["."], seed=seed_basic, dirs=["."],
          cwd_scratch=True),
+    # `--dir HOST` alone: the guest sees the host path as the preopen name.
+    Case("fileio-hostpath", "fileio", args=["SCRATCH"], seed=seed_basic, dirs=["SCRATCH"]),
     Case("dirs", "dirs", args=["/sandbox"], seed=seed_basic,
          dirs=["SCRATCH::/sandbox"],
          node_fix=[
@@ -123,7 +125,7 @@ def run_case(case: Case, runner, module: Path, scratch: Path, extra=()):
         argv += ["--dir", d.replace("SCRATCH", str(scratch))]
     for e in case.env:
         argv += ["--env", e]
-    argv += [module, *case.args]
+    argv += [module, *(a.replace("SCRATCH", str(scratch)) for a in case.args)]
     res = runner(*argv, stdin=case.stdin, cwd=scratch if case.cwd_scratch else scratch.parent)
     return res, tree(scratch)
 
