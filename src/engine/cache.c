@@ -68,13 +68,21 @@ void keel_cache_tmp_path(const keel_cache *c, const char *key, const char *ext,
              (long)ts.tv_nsec, ext);
 }
 
-/* Checks the trailer of the file open on fd, of size n. */
-static int verify(int fd, off_t n)
+/* Starts the entry checksum: sha256 over the key, then the bytes. Hashing
+ * the key makes a valid entry copied under another key fail too. */
+static void sum_init(keel_sha256 *s, const char *key)
+{
+    keel_sha256_init(s);
+    keel_sha256_update(s, key, strlen(key));
+}
+
+/* Checks the trailer of the file open on fd, of size n, for key. */
+static int verify(int fd, off_t n, const char *key)
 {
     if (n < TRAILER_BYTES)
         return 0;
     keel_sha256 s;
-    keel_sha256_init(&s);
+    sum_init(&s, key);
     off_t left = n - TRAILER_BYTES;
     static __thread unsigned char buf[1 << 16];
     while (left > 0) {
@@ -101,7 +109,7 @@ int keel_cache_lookup(const keel_cache *c, const char *key, const char *ext,
     if (fd < 0)
         return 0;
     struct stat st;
-    int ok = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && verify(fd, st.st_size);
+    int ok = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && verify(fd, st.st_size, key);
     close(fd);
     if (!ok) {
         unlink(path);
@@ -118,7 +126,7 @@ int keel_cache_commit(const keel_cache *c, const char *key, const char *ext,
     if (fd < 0)
         return keel_err(err, errlen, KEEL_EIO, "%s: %s", tmp_path, strerror(errno));
     keel_sha256 s;
-    keel_sha256_init(&s);
+    sum_init(&s, key);
     unsigned char buf[1 << 16];
     ssize_t r;
     while ((r = read(fd, buf, sizeof buf)) > 0)

@@ -3,9 +3,9 @@
  * Entries live in DIR/v1/<key>.<ext>, where DIR is $KEEL_CACHE or
  * ~/.cache/keel and key is a hex sha256 of everything the entry depends
  * on. Each entry carries its own checksum as a 40-byte trailer ("KEELSUM1"
- * + sha256 of the bytes before it): a shared object still loads with it
+ * + sha256 of its key and the bytes before it): a shared object still loads with it
  * (the dynamic loader ignores bytes past the segments), and a torn or
- * altered file is detected, deleted and rebuilt. Entries are written under
+ * altered file, or another entry's file, is detected, deleted and rebuilt. Entries are written under
  * a unique temporary name in the same directory and renamed into place, so
  * readers never see half an entry, even with concurrent writers. */
 #ifndef KEEL_ENGINE_CACHE_H
