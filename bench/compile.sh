@@ -59,8 +59,7 @@ time_cmd() {
 # Median of the times of RUNS runs of "$@". With FRESH_CACHE=1, KEEL_CACHE
 # is a new empty directory for every run.
 median_of() {
-    local i
-    for i in $(seq "$RUNS"); do
+    for _ in $(seq "$RUNS"); do
         if [ "${FRESH_CACHE:-0}" = 1 ]; then
             rm -rf "$scratch/cache-fresh"; mkdir -p "$scratch/cache-fresh"
             KEEL_CACHE=$scratch/cache-fresh time_cmd "$@" || return 1

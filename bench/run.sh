@@ -9,6 +9,8 @@
 #
 # Environment:
 #   BENCH_RUNS=5         timed runs per program and runner (median is reported)
+#   BENCH_FAST_RUNS=N    timed runs of the fast tier only (default BENCH_RUNS;
+#                        it is ~10x native and takes most of the time)
 #   BENCH_WARMUP=1       untimed runs first (0 to skip)
 #   BENCH_PROGRAMS="..." subset of programs (names without .c)
 #   BENCH_RUNNERS="..."  subset of: native opt fast node
@@ -23,7 +25,9 @@ cd "$(dirname "$0")/.."
 RUNS=${BENCH_RUNS:-5}
 WARMUP=${BENCH_WARMUP:-1}
 RUNNERS=${BENCH_RUNNERS:-native opt fast node}
+FAST_RUNS=${BENCH_FAST_RUNS:-$RUNS}
 [[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || bench_die "BENCH_RUNS must be a positive integer"
+[[ "$FAST_RUNS" =~ ^[1-9][0-9]*$ ]] || bench_die "BENCH_FAST_RUNS must be a positive integer"
 
 if ! keel_available; then
     bench_note "$KEEL not found: keel columns skipped (run 'make BUILD=build all' first)"
@@ -105,8 +109,10 @@ for p in $PROGRAMS; do
         ok_runners="$ok_runners $r"
     done
     # Timed runs interleaved across runners, so drift hits all alike.
-    for _ in $(seq "$RUNS"); do
+    for i in $(seq "$(( RUNS > FAST_RUNS ? RUNS : FAST_RUNS ))"); do
         for r in $ok_runners; do
+            if [ "$r" = fast ] && [ "$i" -gt "$FAST_RUNS" ]; then continue; fi
+            if [ "$r" != fast ] && [ "$i" -gt "$RUNS" ]; then continue; fi
             if ! run_once "$r" "$p" 1; then
                 failed=1
                 ok_runners=$(echo " $ok_runners " | sed "s/ $r / /")

@@ -8,6 +8,8 @@ PACKAGES=(
   make gcc clang lld            # host build, guest build (clang --target=wasm32-wasi)
   wabt                          # wasm2c, wat2wasm, wast2json, wasm-validate
   tcc libtcc-dev                # fast tier: libtcc in process
+  libh2o-evloop-dev             # HTTP front end
+  libfyaml-dev                  # keel.yaml
   wasi-libc libclang-rt-14-dev-wasm32   # guest C library and builtins
   libcmocka-dev                 # C unit tests
   python3 python3-pytest        # integration tests and spec harness

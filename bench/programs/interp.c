@@ -1,6 +1,6 @@
 /* interp.c — a small stack-machine bytecode interpreter.
  *
- * Assembles two programs for a 16-opcode VM (a switch-dispatched loop over
+ * Assembles two programs for a 20-opcode VM (a switch-dispatched loop over
  * 32-bit instruction words with eight local registers and a value stack)
  * and runs them: counting primes below `size` by trial division, and the
  * total Collatz path length of every start below size/4. The interpreter is

@@ -13,6 +13,7 @@ static const char overview[] =
     "commands:\n"
     "  run       run a WASI command module (wasm32-wasi) like a native program\n"
     "  compile   compile a module ahead of time into the cache\n"
+    "  check     validate keel.yaml and its modules without compiling\n"
     "  help      show help for a command: keel help run\n"
     "\n"
     "  keel --version    print the version\n"
@@ -51,8 +52,25 @@ static const char compile_usage[] =
     "tier is opt (a shared object built with cc -O2). The fast tier compiles in\n"
     "process and caches only the translated C.\n";
 
+static const char check_usage[] =
+    "usage: keel check [-f FILE]\n"
+    "\n"
+    "Validates the manifest FILE (default ./keel.yaml) and every component's\n"
+    "module without compiling: each import must be a function Keel provides\n"
+    "with the same signature; wapc components must export __guest_call and\n"
+    "memory, wagi components _start. Problems are printed one per line as\n"
+    "FILE:LINE:COL: message.\n"
+    "\n"
+    "options:\n"
+    "  -f, --file FILE   the manifest (default keel.yaml)\n"
+    "\n"
+    "exit status: 0 when all is well (\"FILE: ok (N components)\"), 1 on any\n"
+    "problem, 2 on a usage error.\n";
+
 const char *keel_usage(const char *cmd)
 {
+    if (cmd && strcmp(cmd, "check") == 0)
+        return check_usage;
     if (cmd && strcmp(cmd, "run") == 0)
         return run_usage;
     if (cmd && strcmp(cmd, "compile") == 0)
@@ -85,7 +103,8 @@ int keel_parse_tier(const char *s)
 int keel_cmd_help(int argc, char **argv)
 {
     const char *cmd = argc > 1 ? argv[1] : NULL;
-    if (cmd && strcmp(cmd, "run") && strcmp(cmd, "compile") && strcmp(cmd, "help"))
+    if (cmd && strcmp(cmd, "run") && strcmp(cmd, "compile") && strcmp(cmd, "check") &&
+        strcmp(cmd, "help"))
         return keel_usage_error(NULL, "unknown command \"%s\"", cmd);
     fputs(keel_usage(cmd), stdout);
     return KEEL_EXIT_OK;

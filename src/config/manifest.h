@@ -1,0 +1,114 @@
+/* manifest.h — the model of keel.yaml (the contract in docs/config.md).
+ *
+ * keel_manifest_load parses the file with libfyaml and validates it; every
+ * error is one line "FILE:LINE:COL: message" naming the offending node, and
+ * the manifest is all or nothing. Paths in the model are resolved against
+ * the manifest's folder. The model is immutable after load and owned by the
+ * keel_manifest (free with keel_manifest_free). */
+#ifndef KEEL_CONFIG_MANIFEST_H
+#define KEEL_CONFIG_MANIFEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Named ceilings on what a manifest may declare. */
+#define KEEL_MAX_COMPONENTS 1024
+#define KEEL_MAX_ROUTES 1024          /* per component */
+#define KEEL_MAX_CALLS 1024           /* per component */
+#define KEEL_MAX_NAME 64              /* component name bytes: [a-z0-9_-] */
+
+/* Defaults of the limits section. */
+#define KEEL_DEFAULT_MEMORY (64ull << 20)
+#define KEEL_DEFAULT_TIMEOUT_NS (5ull * 1000000000ull)
+#define KEEL_DEFAULT_CONCURRENCY 64u
+#define KEEL_DEFAULT_BODY (1ull << 20)
+#define KEEL_DEFAULT_LISTEN "127.0.0.1:8080"
+
+/* Bounds of the limits section (inclusive). */
+#define KEEL_MIN_MEMORY (64ull << 10)          /* one wasm page */
+#define KEEL_MAX_MEMORY (4ull << 30)           /* all of wasm32 */
+#define KEEL_MIN_TIMEOUT_NS 1000000ull         /* 1ms */
+#define KEEL_MAX_TIMEOUT_NS (3600ull * 1000000000ull)  /* 1h */
+#define KEEL_MAX_CONCURRENCY 65536u
+#define KEEL_MAX_BODY (1ull << 30)
+
+/* The manifest file itself. */
+#define KEEL_MAX_MANIFEST_BYTES (4u << 20)
+
+typedef enum keel_abi { KEEL_ABI_WAPC = 0, KEEL_ABI_WAGI = 1 } keel_abi;
+
+/* HTTP methods as a bit set; 0 in a route means all. */
+enum {
+    KEEL_M_GET = 1 << 0, KEEL_M_HEAD = 1 << 1, KEEL_M_POST = 1 << 2,
+    KEEL_M_PUT = 1 << 3, KEEL_M_DELETE = 1 << 4, KEEL_M_PATCH = 1 << 5,
+    KEEL_M_OPTIONS = 1 << 6,
+};
+
+typedef struct keel_pos {
+    int line, col;            /* 1-based, of the node in the manifest */
+} keel_pos;
+
+typedef struct keel_route {
+    char *path;               /* as written, without the trailing "*" */
+    bool prefix;              /* written "/x/" + "*": matches /x/ and below, and /x */
+    unsigned methods;         /* KEEL_M_* bits, 0 = all */
+    char *operation;          /* wapc only; default "handle" */
+    keel_pos pos;
+} keel_route;
+
+typedef struct keel_kv {
+    char *key, *value;
+} keel_kv;
+
+typedef struct keel_mount {
+    char *host;               /* absolute */
+    char *guest;
+    bool readonly;
+} keel_mount;
+
+typedef struct keel_limits {
+    uint64_t memory;          /* bytes of linear memory */
+    uint64_t timeout_ns;      /* whole request, nested calls included */
+    uint32_t concurrency;     /* requests in flight */
+    uint64_t body;            /* request body bytes */
+} keel_limits;
+
+typedef struct keel_component_cfg {
+    char *name;
+    char *wasm;               /* absolute path */
+    keel_abi abi;
+    keel_route *routes;
+    size_t nroutes;
+    char **calls;             /* names of components this one may call */
+    size_t ncalls;
+    keel_kv *config;
+    size_t nconfig;
+    keel_kv *env;
+    size_t nenv;
+    keel_mount *files;
+    size_t nfiles;
+    keel_limits limits;
+    keel_pos pos;             /* of the component's key */
+    keel_pos wasm_pos;        /* of its wasm: value */
+} keel_component_cfg;
+
+typedef struct keel_manifest {
+    char *path;               /* as given */
+    char *dir;                /* absolute folder of the manifest */
+    char *listen;             /* host:port */
+    keel_component_cfg *components;
+    size_t ncomponents;
+} keel_manifest;
+
+/* Loads and validates path. On error returns a negative KEEL_E* and puts
+ * "PATH:LINE:COL: message" in err. */
+int keel_manifest_load(const char *path, keel_manifest **out, char *err,
+                       size_t errlen);
+void keel_manifest_free(keel_manifest *m);
+
+/* The component called name, or NULL. */
+const keel_component_cfg *keel_manifest_component(const keel_manifest *m,
+                                                  const char *name);
+
+#endif

@@ -1,0 +1,288 @@
+/* call.c — one invocation of one component: where its instance comes from
+ * (host_instance_acquire/release; today a fresh instance, later a
+ * copy-on-write pool), the waPC initializer sequence, __guest_call, and the
+ * guest's stdout/stderr on their way to the log. */
+#include "host/host_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "obs/log.h"
+#include "wasi/wasi.h"
+
+void host_buf_clear(host_buf *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = 0;
+}
+
+void host_buf_set(host_buf *b, const void *data, size_t len)
+{
+    uint8_t *p = malloc(len + 1);
+    if (!p)
+        abort();
+    if (len)
+        memcpy(p, data, len);
+    p[len] = 0;
+    free(b->data);
+    b->data = p;
+    b->len = len;
+}
+
+void host_call_free(host_call *c)
+{
+    host_instance_release(c);
+    host_buf_clear(&c->response);
+    host_buf_clear(&c->error);
+    host_buf_clear(&c->host_response);
+    host_buf_clear(&c->host_error);
+}
+
+host_call *host_call_of(void *ctx)
+{
+    keel_host_ctx *hc = KEEL_HOST_CTX(ctx);
+    if (!hc || !hc->component)
+        keel_rt_trap(KEEL_TRAP_HOST);
+    return hc->component;
+}
+
+uint8_t *host_guest_range(host_call *c, uint32_t ptr, uint32_t len)
+{
+    uint8_t *p = keel_guest_ptr(c->ctx.mem, ptr, len);
+    if (!p)
+        keel_rt_trap(KEEL_TRAP_OOB);
+    return p;
+}
+
+void host_trap_text(const keel_rt_outcome *o, const host_component *c, char *buf, size_t len)
+{
+    const char *kind = keel_trap_kind_name(o->trap);
+    if (o->trap == KEEL_TRAP_MEMORY_LIMIT || o->memory_limit_hit)
+        snprintf(buf, len, "%s%s%s%s (memory limit %u pages of 64 KiB)", kind,
+                 o->where[0] ? " in function " : "", o->where,
+                 o->trap != KEEL_TRAP_MEMORY_LIMIT ? " after a memory.grow failed" : "",
+                 c->memory_pages);
+    else
+        snprintf(buf, len, "%s%s%s", kind, o->where[0] ? " in function " : "", o->where);
+}
+
+int host_capped_memfd(const char *name, size_t cap)
+{
+    int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0)
+        return -1;
+    /* Sized once and sealed against growth: the guest's writes stop at cap+1
+     * bytes (EPERM beyond), and the file offset says how much it wrote. The
+     * pages stay unallocated until written. */
+    if (ftruncate(fd, (off_t)cap + 1) != 0 ||
+        fcntl(fd, F_ADD_SEALS, F_SEAL_GROW | F_SEAL_SEAL) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+size_t host_memfd_used(int fd)
+{
+    off_t off = lseek(fd, 0, SEEK_CUR);
+    return off > 0 ? (size_t)off : 0;
+}
+
+char *host_memfd_read(int fd, size_t len)
+{
+    char *buf = malloc(len + 1);
+    if (!buf)
+        abort();
+    size_t got = 0;
+    while (got < len) {
+        ssize_t r = pread(fd, buf + got, len - got, (off_t)got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    memset(buf + got, 0, len - got + 1);
+    return buf;
+}
+
+void host_log_output(const host_component *c, const host_request *rq, int fd,
+                     const char *stream)
+{
+    if (fd < 0)
+        return;
+    size_t used = host_memfd_used(fd);
+    if (!used)
+        return;
+    size_t keep = used > KEEL_HOST_MAX_GUEST_OUTPUT_BYTES ? KEEL_HOST_MAX_GUEST_OUTPUT_BYTES : used;
+    char *text = host_memfd_read(fd, keep);
+    char *line = text, *end = text + keep;
+    while (line < end) {
+        char *nl = memchr(line, '\n', (size_t)(end - line));
+        size_t n = nl ? (size_t)(nl - line) : (size_t)(end - line);
+        if (n && line[n - 1] == '\r')
+            n--;
+        if (n)
+            keel_log(KEEL_LOG_INFO, c->cfg->name, "request %s: %s: %.*s", rq->id, stream,
+                     (int)n, line);
+        line = nl ? nl + 1 : end;
+    }
+    if (used > keep)
+        keel_log(KEEL_LOG_WARN, c->cfg->name, "request %s: %s: output beyond %u bytes dropped",
+                 rq->id, stream, KEEL_HOST_MAX_GUEST_OUTPUT_BYTES);
+    free(text);
+}
+
+int host_instance_acquire(host_call *c, char *const *envp, int envc, const host_stdio *io,
+                          host_result *r)
+{
+    host_component *comp = c->comp;
+    const char *argv[1] = { comp->cfg->name };
+    keel_wasi_config wc = {
+        .argc = 1, .argv = argv,
+        .envc = envc, .envp = (const char *const *)envp,
+        .preopens = comp->preopens, .npreopens = comp->npreopens,
+        .stdin_fd = io->in, .stdout_fd = io->out, .stderr_fd = io->err,
+    };
+    char err[400];
+    r->phase = "instantiation";
+    if (keel_wasi_new(&wc, &c->wasi, err, sizeof err)) {
+        r->end = HOST_FAILED;
+        snprintf(r->why, sizeof r->why, "cannot set up WASI: %s", err);
+        return -1;
+    }
+    c->ctx.mem = NULL;
+    c->ctx.wasi = c->wasi;
+    c->ctx.component = c;
+    size_t nmods = keel_module_import_module_count(comp->mod);
+    c->imports = calloc(nmods + 1, sizeof *c->imports);
+    if (!c->imports)
+        abort();
+    for (size_t i = 0; i < nmods; i++)
+        c->imports[i] = &c->ctx;
+    keel_rt_outcome o;
+    memset(&o, 0, sizeof o);
+    if (keel_instance_new(comp->mod, c->imports, comp->memory_pages, &c->inst, &o,
+                          err, sizeof err)) {
+        if (o.end == KEEL_RT_TRAPPED) {
+            r->end = HOST_TRAPPED;
+            r->o = o;
+            host_trap_text(&o, comp, r->why, sizeof r->why);
+        } else {
+            r->end = HOST_FAILED;
+            snprintf(r->why, sizeof r->why, "%s", err);
+        }
+        host_instance_release(c);
+        return -1;
+    }
+    c->ctx.mem = keel_instance_memory(c->inst, "memory");
+    if (!c->ctx.mem)
+        c->ctx.mem = keel_instance_memory(c->inst, NULL);
+    return 0;
+}
+
+void host_instance_release(host_call *c)
+{
+    keel_instance_free(c->inst);
+    c->inst = NULL;
+    keel_wasi_free(c->wasi);
+    c->wasi = NULL;
+    free(c->imports);
+    c->imports = NULL;
+    c->ctx.mem = NULL;
+}
+
+/* Calls export name (no params, no results) as part of initialization.
+ * Returns 0 when it returned (or proc_exit(0) for _start). */
+static int run_init(host_call *c, const char *name, const keel_rt_limits *lim, host_result *r)
+{
+    uint64_t vals[1] = { 0 };
+    keel_rt_outcome o;
+    char err[256];
+    r->phase = name;
+    if (keel_instance_call(c->inst, name, vals, 1, lim, &o, err, sizeof err)) {
+        r->end = HOST_FAILED;
+        snprintf(r->why, sizeof r->why, "%s: %s", name, err);
+        return -1;
+    }
+    if (o.end == KEEL_RT_RETURNED || (o.end == KEEL_RT_EXITED && o.exit_code == 0))
+        return 0;
+    if (o.end == KEEL_RT_EXITED) {
+        r->end = HOST_GUEST_ERROR;
+        snprintf(r->why, sizeof r->why, "%s exited with code %d", name, o.exit_code);
+    } else {
+        r->end = HOST_TRAPPED;
+        r->o = o;
+        host_trap_text(&o, c->comp, r->why, sizeof r->why);
+    }
+    return -1;
+}
+
+void host_wapc_run(host_call *c, host_result *r)
+{
+    memset(r, 0, sizeof *r);
+    host_component *comp = c->comp;
+    keel_rt_limits lim = { .deadline_ns = c->rq->deadline_ns };
+    /* The guest's stdout and stderr share one capped memfd, logged after. */
+    int out = host_capped_memfd("keel-wapc-output", KEEL_HOST_MAX_GUEST_OUTPUT_BYTES);
+    host_stdio io = { .in = -1, .out = out, .err = out };
+
+    if (host_instance_acquire(c, comp->env, comp->nenv, &io, r))
+        goto done;
+    /* Initializer, once per instance: the WASI reactor's _initialize, else a
+     * command's _start; then waPC's wapc_init. */
+    if (comp->has_initialize ? run_init(c, "_initialize", &lim, r)
+                             : comp->has_start && run_init(c, "_start", &lim, r))
+        goto done;
+    if (comp->has_wapc_init && run_init(c, "wapc_init", &lim, r))
+        goto done;
+
+    uint64_t vals[2] = { c->op_len, c->payload_len };
+    keel_rt_outcome o;
+    char err[256];
+    r->phase = "__guest_call";
+    if (keel_instance_call(c->inst, "__guest_call", vals, 2, &lim, &o, err, sizeof err)) {
+        r->end = HOST_FAILED;
+        snprintf(r->why, sizeof r->why, "%s", err);
+        goto done;
+    }
+    switch (o.end) {
+    case KEEL_RT_RETURNED:
+        if ((uint32_t)vals[0] == 1 && !c->errored) {
+            r->end = HOST_OK;
+        } else {
+            r->end = HOST_GUEST_ERROR;
+            if (c->errored)
+                snprintf(r->why, sizeof r->why, "%.*s", (int)c->error.len,
+                         (const char *)c->error.data);
+            else
+                snprintf(r->why, sizeof r->why,
+                         "__guest_call returned %d without calling __guest_error",
+                         (int)(uint32_t)vals[0]);
+        }
+        break;
+    case KEEL_RT_EXITED:
+        r->end = HOST_GUEST_ERROR;
+        snprintf(r->why, sizeof r->why, "proc_exit(%d) during __guest_call", o.exit_code);
+        break;
+    case KEEL_RT_TRAPPED:
+        r->end = HOST_TRAPPED;
+        r->o = o;
+        host_trap_text(&o, comp, r->why, sizeof r->why);
+        break;
+    }
+done:
+    if (r->end == HOST_TRAPPED && r->o.trap == KEEL_TRAP_DEADLINE)
+        c->rq->deadline_hit = true;
+    host_instance_release(c);
+    if (out >= 0) {
+        host_log_output(comp, c->rq, out, "output");
+        close(out);
+    }
+}

@@ -1,0 +1,101 @@
+/* host.h — the component host: every component of a manifest loaded,
+ * linked to its capabilities, and the running of one HTTP request through
+ * one component, waPC or WAGI. Knows nothing of h2o: src/http turns wire
+ * requests into keel_request and keel_response back into bytes.
+ *
+ * Threading: keel_host_handle runs on any worker thread, many at once; the
+ * host is immutable after keel_host_new except for its atomic counters. */
+#ifndef KEEL_HOST_HOST_H
+#define KEEL_HOST_HOST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config/manifest.h"
+#include "engine/engine.h"
+
+typedef struct keel_host keel_host;
+
+typedef struct keel_header {
+    const char *name;
+    size_t name_len;
+    const char *value;
+    size_t value_len;
+} keel_header;
+
+/* One request as the HTTP layer hands it over. Borrowed for the call. */
+typedef struct keel_request {
+    const char *method;
+    size_t method_len;
+    const char *path;            /* without the query */
+    size_t path_len;
+    const char *query;           /* without '?'; "" when none */
+    size_t query_len;
+    const keel_header *headers;
+    size_t nheaders;
+    const char *body;
+    size_t body_len;
+    const char *remote_addr;     /* "127.0.0.1" */
+    const char *server_name;     /* host part of the listen address */
+    int server_port;
+    const char *protocol;        /* "HTTP/1.1" */
+    const char *request_id;
+    uint64_t deadline_ns;        /* absolute CLOCK_MONOTONIC */
+} keel_request;
+
+/* The response; owned by the caller after keel_host_handle, freed with
+ * keel_response_free. */
+typedef struct keel_response {
+    int status;
+    keel_header *headers;        /* names and values malloc'd */
+    size_t nheaders;
+    char *body;
+    size_t body_len;
+} keel_response;
+
+void keel_response_free(keel_response *r);
+
+typedef struct keel_host_opts {
+    keel_engine_opts engine;     /* tier, cache; host_tables are set by the host */
+} keel_host_opts;
+
+/* Loads, compiles and links every component of m (which must outlive the
+ * host). Logs one line per component. Errors name the component and the
+ * manifest position: "keel.yaml:LINE:COL: component cart: ...". */
+int keel_host_new(const keel_manifest *m, const keel_host_opts *o, keel_host **out,
+                  char *err, size_t errlen);
+void keel_host_free(keel_host *h);
+
+/* Host function tables every component may import (wasi, wapc, keel), for
+ * keel check; ends with NULL. */
+extern const keel_host_fn *const keel_host_fn_tables[];
+
+/* The components, in manifest order (index = keel_route_match.component). */
+size_t keel_host_component_count(const keel_host *h);
+const keel_component_cfg *keel_host_component(const keel_host *h, size_t i);
+
+typedef struct keel_route_match {
+    size_t component;            /* index in the manifest */
+    const keel_route *route;
+} keel_route_match;
+
+/* Routes (method, path): 0 and *out on a match, 404 when no route claims
+ * the path, 405 when routes claim it but not for this method. */
+int keel_host_match(const keel_host *h, const char *method, size_t method_len,
+                    const char *path, size_t path_len, keel_route_match *out);
+
+/* Admission control: takes one of the component's `concurrency` slots.
+ * false when all are taken (the caller answers 503 with Retry-After). A
+ * successful admit is paired with one keel_host_release. */
+bool keel_host_admit(keel_host *h, size_t component);
+void keel_host_release(keel_host *h, size_t component);
+
+/* Runs req through the matched component on the calling thread, in a fresh
+ * instance, and fills resp. Never fails as a call: a trap or a guest error
+ * is a 500, a deadline a 504, a malformed CGI response a 502 — each with a
+ * generic body naming the request id, and a log line with the detail. */
+void keel_host_handle(keel_host *h, const keel_route_match *m,
+                      const keel_request *req, keel_response *resp);
+
+#endif

@@ -1,0 +1,200 @@
+/* host_int.h — private to src/host: the loaded components, the state of one
+ * request and of one component invocation inside it, and the functions the
+ * files of the folder share.
+ *
+ *   host.c   keel_host_new/free, routing, admission, keel_host_handle
+ *   call.c   instances (acquire/release), the waPC init sequence and
+ *            __guest_call, error texts, guest output to the log
+ *   wapc.c   the "wapc" host functions (waPC protocol, __host_call)
+ *   api.c    the "keel" host functions (HTTP metadata, config, log)
+ *   wagi.c   WASI commands run CGI-style
+ *
+ * Ownership: a host_request lives on the stack of keel_host_handle; a
+ * host_call lives on the stack of whoever runs the invocation (the request
+ * for depth 0, the __host_call host function for nested calls) and owns
+ * every buffer it points to; host_call_free releases them. Guest memory is
+ * only ever reached through call_guest_range, which traps the guest (never
+ * the host) on a bad pointer. */
+#ifndef KEEL_HOST_INT_H
+#define KEEL_HOST_INT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "host/host.h"
+#include "wasi/wasi.h"
+
+/* Named ceilings, with their units. */
+#define KEEL_HOST_MAX_CALL_DEPTH 16                 /* nested __host_call levels */
+#define KEEL_HOST_MAX_BODY_BYTES (16u << 20)        /* __guest_response, CGI stdout */
+#define KEEL_HOST_MAX_GUEST_OUTPUT_BYTES (64u << 10) /* guest stdout/stderr kept for the log */
+#define KEEL_HOST_MAX_ERROR_BYTES 4096u             /* __guest_error text kept */
+#define KEEL_HOST_MAX_LOG_BYTES 4096u               /* one keel.log / __console_log line */
+#define KEEL_HOST_MAX_RESP_HEADERS 100u             /* headers a component may set */
+#define KEEL_HOST_MAX_RESP_HEADER_BYTES (64u << 10) /* their total size; CGI header block */
+#define KEEL_HOST_WASM_PAGE_BYTES 65536u
+#define KEEL_HOST_DEFAULT_OPERATION "handle"
+
+typedef struct host_component {
+    const keel_component_cfg *cfg;
+    size_t index;
+    keel_module *mod;
+    uint32_t memory_pages;        /* instance limit, 0 = none */
+    uint64_t timeout_ns;
+    uint32_t concurrency;
+    _Atomic uint32_t inflight;
+    size_t *calls;                /* component indices it may call */
+    size_t ncalls;
+    char **env;                   /* "KEY=VALUE": env (wapc instances) */
+    int nenv;
+    char **env_config;            /* env then config (wagi instances) */
+    int nenv_config;
+    keel_wasi_preopen *preopens;
+    size_t npreopens;
+    bool has_initialize, has_start, has_wapc_init;
+} host_component;
+
+typedef struct host_route {
+    const keel_route *r;
+    size_t comp;
+    size_t len;                   /* strlen(r->path) */
+} host_route;
+
+struct keel_host {
+    const keel_manifest *m;
+    host_component *comps;
+    size_t ncomps;
+    host_route *exact;            /* sorted by path */
+    size_t nexact;
+    host_route *prefix;           /* longest path first */
+    size_t nprefix;
+};
+
+/* One HTTP request, shared by every invocation of its call chain. */
+typedef struct host_request {
+    keel_host *h;
+    const keel_request *req;
+    const char *id;               /* never NULL */
+    uint64_t deadline_ns;         /* absolute CLOCK_MONOTONIC, never 0 */
+    int status;                   /* keel.http_set_status; 0 = not set */
+    keel_header *headers;         /* keel.http_set_header; malloc'd */
+    size_t nheaders, cap_headers, header_bytes;
+    bool deadline_hit;            /* some invocation ran out of time */
+} host_request;
+
+typedef struct host_buf {
+    uint8_t *data;                /* malloc'd, NUL-terminated for convenience */
+    size_t len;
+} host_buf;
+
+/* One invocation of one component: its instance and the waPC exchange. */
+typedef struct host_call {
+    host_request *rq;
+    host_component *comp;
+    int depth;                    /* 0: the component the request entered */
+    const uint8_t *op;            /* borrowed for the call */
+    size_t op_len;
+    const uint8_t *payload;
+    size_t payload_len;
+    host_buf response;            /* __guest_response */
+    bool responded;
+    host_buf error;               /* __guest_error */
+    bool errored;
+    host_buf host_response;       /* result of the last __host_call */
+    host_buf host_error;
+    /* the instance (call.c) */
+    keel_host_ctx ctx;
+    keel_instance *inst;
+    struct keel_wasi *wasi;
+    void **imports;
+} host_call;
+
+/* How an invocation ended. */
+typedef enum host_end {
+    HOST_OK = 0,
+    HOST_GUEST_ERROR,             /* __guest_call returned 0, __guest_error, bad exit */
+    HOST_TRAPPED,                 /* o says which trap */
+    HOST_FAILED,                  /* the host could not set the instance up */
+} host_end;
+
+typedef struct host_result {
+    host_end end;
+    keel_rt_outcome o;
+    const char *phase;            /* "instantiation", "_start", "__guest_call", ... */
+    char why[512];                /* one line for the log / __host_error */
+} host_result;
+
+/* Guest stdio for an instance: host fds (not closed by release), -1 = closed. */
+typedef struct host_stdio {
+    int in, out, err;
+} host_stdio;
+
+/* --- call.c --- */
+
+/* Creates the instance for c (WASI state with envp, stdio io) — the one
+ * place an instance comes from, so a pre-initialized pool can replace it.
+ * On failure fills r (HOST_TRAPPED or HOST_FAILED) and returns -1. */
+int host_instance_acquire(host_call *c, char *const *envp, int envc, const host_stdio *io,
+                          host_result *r);
+void host_instance_release(host_call *c);
+
+/* Runs a waPC invocation start to end: acquire, initializer, __guest_call
+ * with c->op and c->payload, release. On HOST_OK c->response holds the
+ * response. Sets c->rq->deadline_hit when the deadline ended it. */
+void host_wapc_run(host_call *c, host_result *r);
+
+/* Frees the buffers of c (not c itself). */
+void host_call_free(host_call *c);
+
+/* The running invocation of a host function's ctx; traps the guest when the
+ * instance was not created by the component host. */
+host_call *host_call_of(void *ctx);
+
+/* Host pointer to guest bytes [ptr, ptr+len) of c's memory; traps the guest
+ * with KEEL_TRAP_OOB when the range is outside it. */
+uint8_t *host_guest_range(host_call *c, uint32_t ptr, uint32_t len);
+
+/* Copies bytes into b (replacing its contents). */
+void host_buf_set(host_buf *b, const void *data, size_t len);
+void host_buf_clear(host_buf *b);
+
+/* Describes a trap in one line: "unreachable executed in function f". */
+void host_trap_text(const keel_rt_outcome *o, const host_component *c, char *buf, size_t len);
+
+/* Logs the guest's captured stdout/stderr (a memfd) line by line. */
+void host_log_output(const host_component *c, const host_request *rq, int fd,
+                     const char *stream);
+
+/* A memfd of at most cap bytes: writes beyond fail (EPERM). -1 on error. */
+int host_capped_memfd(const char *name, size_t cap);
+/* Bytes the guest wrote through fd's file offset (> cap means overflow). */
+size_t host_memfd_used(int fd);
+/* Reads [0, len) of fd into a malloc'd NUL-terminated buffer. */
+char *host_memfd_read(int fd, size_t len);
+
+/* --- host.c --- */
+host_component *host_component_named(keel_host *h, const char *name, size_t len);
+bool host_component_may_call(const host_component *from, size_t to);
+/* Adds a response header set by the guest: 0 or -1 (invalid or over a limit). */
+int host_request_add_header(host_request *rq, const char *name, size_t nlen,
+                            const char *value, size_t vlen);
+bool host_header_name_ok(const char *name, size_t len);
+bool host_header_value_ok(const char *value, size_t len);
+/* Framing headers Keel itself controls (Content-Length, ...). */
+bool host_header_reserved(const char *name, size_t len);
+void host_response_add_header(keel_response *resp, const char *name, size_t nlen,
+                              const char *value, size_t vlen);
+/* A generic error response naming the request id. */
+void host_error_response(keel_response *resp, const host_request *rq, int status);
+
+/* --- wagi.c --- */
+void host_wagi_handle(host_request *rq, host_component *comp, const keel_route *route,
+                      keel_response *resp);
+
+/* --- wapc.c, api.c --- */
+extern const keel_host_fn keel_host_wapc_fns[];
+extern const keel_host_fn keel_host_api_fns[];
+
+#endif

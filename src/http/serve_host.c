@@ -1,0 +1,51 @@
+/* serve_host.c — keel_http_serve: the server wired to the real component
+ * host through the function table of server_int.h. */
+#include "http/server_int.h"
+
+static int op_match(void *ctx, const char *method, size_t method_len, const char *path,
+                    size_t path_len, keel_route_match *out)
+{
+    return keel_host_match(ctx, method, method_len, path, path_len, out);
+}
+
+static const keel_component_cfg *op_component(void *ctx, size_t i)
+{
+    return keel_host_component(ctx, i);
+}
+
+static bool op_admit(void *ctx, size_t component)
+{
+    return keel_host_admit(ctx, component);
+}
+
+static void op_release(void *ctx, size_t component)
+{
+    keel_host_release(ctx, component);
+}
+
+static void op_handle(void *ctx, const keel_route_match *m, const keel_request *req,
+                      keel_response *resp)
+{
+    keel_host_handle(ctx, m, req, resp);
+}
+
+static void op_response_free(void *ctx, keel_response *r)
+{
+    (void)ctx;
+    keel_response_free(r);
+}
+
+static const keel_http_host_ops host_ops = {
+    .match = op_match,
+    .component = op_component,
+    .admit = op_admit,
+    .release = op_release,
+    .handle = op_handle,
+    .response_free = op_response_free,
+};
+
+int keel_http_serve(keel_host *h, const keel_http_opts *o, volatile sig_atomic_t *stop,
+                    char *err, size_t errlen)
+{
+    return keel_http_serve_ops(&host_ops, h, o, stop, err, errlen);
+}

@@ -1,0 +1,951 @@
+/* server.c — the h2o front end (see server.h for the behaviour).
+ *
+ * Threads: the caller of keel_http_serve_ops coordinates (polls *stop,
+ * drains, joins); each event loop thread owns one h2o_evloop_t, one
+ * h2o_context_t, one SO_REUSEPORT listener and the connections it
+ * accepted; worker threads take jobs from one bounded queue, run the host
+ * and post each job back to its loop through the context's multithread
+ * queue.
+ *
+ * A job is one malloc holding the request copied out of h2o (so the worker
+ * never touches h2o memory) and, later, the response. Its link to the
+ * h2o_req_t is a small object in the request's pool with a dispose
+ * callback: if h2o frees the request first, the callback (loop thread)
+ * clears job->req and the response is dropped when it arrives. Everything
+ * that touches job->req runs on the owning loop thread, so no lock. */
+#define H2O_USE_EPOLL 1
+#include <h2o.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "base/errors.h"
+#include "http/server_int.h"
+#include "obs/log.h"
+
+enum { PHASE_RUN = 0, PHASE_DRAIN, PHASE_STOP, PHASE_ABANDON };
+
+typedef struct srv srv;
+typedef struct loop loop;
+typedef struct job job;
+
+typedef struct conn {
+    h2o_linklist_t link;          /* in loop->conns */
+    loop *lp;
+    h2o_socket_t *sock;
+    int fd;
+    bool busy;                    /* a request of this connection is with a worker */
+    bool shut;                    /* shut down while draining */
+    char remote[INET6_ADDRSTRLEN];
+} conn;
+
+typedef struct req_link {         /* lives in the h2o request pool */
+    job *j;
+} req_link;
+
+struct job {
+    h2o_multithread_message_t msg; /* the loop's queue links through this */
+    loop *lp;
+    h2o_req_t *req;               /* NULL once h2o disposed the request */
+    req_link *rl;
+    conn *c;
+    h2o_iovec_t id;               /* in the request pool */
+    keel_route_match match;
+    keel_request kreq;
+    keel_response resp;
+    _Alignas(max_align_t) char arena[]; /* headers array, then strings, then body */
+};
+
+typedef struct resp_holder {      /* in the request pool: frees the response with it */
+    srv *s;
+    keel_response resp;
+} resp_holder;
+
+struct loop {
+    srv *s;
+    pthread_t thread;
+    h2o_evloop_t *evloop;
+    h2o_context_t ctx;
+    h2o_accept_ctx_t actx;
+    h2o_multithread_receiver_t responses;
+    int listen_fd;
+    h2o_socket_t *listener;
+    bool accepting, listener_closed, full_logged;
+    uint64_t resume_at_ns;        /* accept paused after EMFILE until then */
+    h2o_linklist_t conns;
+    uint64_t rng;
+};
+
+typedef struct keel_handler {
+    h2o_handler_t super;
+    srv *s;
+} keel_handler;
+
+struct srv {
+    const keel_http_host_ops *ops;
+    void *hctx;
+    h2o_globalconf_t conf;
+    keel_http_addr addr;
+    unsigned nloops, nworkers;
+    loop *loops;
+    pthread_t *workers;
+    unsigned workers_started, loops_started;
+    size_t max_conns;
+    pthread_mutex_t qmu;
+    pthread_cond_t qcv;
+    job **q;
+    size_t qhead, qlen;
+    bool qquit;
+    atomic_int phase;
+    atomic_size_t nconns;
+    atomic_size_t inflight;       /* admitted, response not yet handled by its loop */
+};
+
+/* ---------------------------------------------------------------- utils */
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void sleep_ms(unsigned ms)
+{
+    struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
+    nanosleep(&ts, NULL);
+}
+
+static void *xmalloc(size_t n)
+{
+    void *p = malloc(n);
+    if (p == NULL) {
+        keel_log(KEEL_LOG_ERROR, "http", "out of memory (%zu bytes)", n);
+        abort();
+    }
+    return p;
+}
+
+static const char *reason_phrase(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 203: return "Non-Authoritative Information";
+    case 204: return "No Content";
+    case 205: return "Reset Content";
+    case 206: return "Partial Content";
+    case 300: return "Multiple Choices";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 303: return "See Other";
+    case 304: return "Not Modified";
+    case 307: return "Temporary Redirect";
+    case 308: return "Permanent Redirect";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 402: return "Payment Required";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 406: return "Not Acceptable";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 410: return "Gone";
+    case 411: return "Length Required";
+    case 412: return "Precondition Failed";
+    case 413: return "Payload Too Large";
+    case 414: return "URI Too Long";
+    case 415: return "Unsupported Media Type";
+    case 416: return "Range Not Satisfiable";
+    case 422: return "Unprocessable Content";
+    case 425: return "Too Early";
+    case 428: return "Precondition Required";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 451: return "Unavailable For Legal Reasons";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    default: break;
+    }
+    switch (status / 100) {
+    case 2: return "OK";
+    case 3: return "Redirection";
+    case 4: return "Client Error";
+    default: return "Server Error";
+    }
+}
+
+static bool lc_eq(const char *a, size_t alen, const char *lower)
+{
+    size_t n = strlen(lower);
+    if (alen != n)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = a[i];
+        if (c >= 'A' && c <= 'Z')
+            c = (char)(c - 'A' + 'a');
+        if (c != lower[i])
+            return false;
+    }
+    return true;
+}
+
+/* Headers a guest may not set: framing and hop-by-hop ones belong to the
+ * connection, Date to h2o, X-Request-Id to Keel. */
+static bool guest_header_dropped(const char *name, size_t len)
+{
+    static const char *const dropped[] = {
+        "content-length", "transfer-encoding", "connection", "keep-alive", "upgrade",
+        "te", "trailer", "proxy-connection", "date", "x-request-id",
+    };
+    for (size_t i = 0; i < sizeof dropped / sizeof dropped[0]; i++)
+        if (lc_eq(name, len, dropped[i]))
+            return true;
+    return false;
+}
+
+/* ------------------------------------------------------------ request id */
+
+static uint64_t splitmix64(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static bool request_id_ok(const char *s, size_t n)
+{
+    if (n == 0 || n > KEEL_HTTP_MAX_REQUEST_ID)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+/* The request id, NUL-terminated in the request pool. */
+static h2o_iovec_t request_id(loop *lp, h2o_req_t *req)
+{
+    ssize_t i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-request-id"), -1);
+    if (i >= 0) {
+        h2o_iovec_t v = req->headers.entries[i].value;
+        if (request_id_ok(v.base, v.len))
+            return h2o_strdup(&req->pool, v.base, v.len);
+    }
+    char *id = h2o_mem_alloc_pool(&req->pool, 17);
+    snprintf(id, 17, "%016" PRIx64, splitmix64(&lp->rng));
+    return h2o_iovec_init(id, 16);
+}
+
+/* ------------------------------------------------------- simple replies */
+
+static void add_header(h2o_req_t *req, const char *name, size_t name_len, const char *value,
+                       size_t value_len)
+{
+    h2o_add_header_by_str(&req->pool, &req->res.headers, name, name_len, 1, NULL, value,
+                          value_len);
+}
+
+/* Keel's own answers (404, 413, 503...): text/plain naming the request id. */
+static void send_plain(h2o_req_t *req, int status, h2o_iovec_t id, const char *msg,
+                       const char *xname, const char *xvalue, bool close)
+{
+    size_t cap = strlen(msg) + id.len + 32;
+    char *body = h2o_mem_alloc_pool(&req->pool, cap);
+    int n = snprintf(body, cap, "%s (request %.*s)\n", msg, (int)id.len, id.base);
+    size_t len = n < 0 ? 0 : (size_t)n >= cap ? cap - 1 : (size_t)n;
+    req->res.status = status;
+    req->res.reason = reason_phrase(status);
+    req->res.content_length = len;
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+                   H2O_STRLIT("text/plain; charset=utf-8"));
+    add_header(req, H2O_STRLIT("x-request-id"), id.base, id.len);
+    if (xname != NULL)
+        add_header(req, xname, strlen(xname), xvalue, strlen(xvalue));
+    if (close)
+        req->http1_is_persistent = 0;
+    h2o_send_inline(req, body, len);
+}
+
+/* "GET, HEAD" for the methods some route of path accepts, or NULL. */
+static const char *allow_list(srv *s, h2o_req_t *req, h2o_iovec_t path)
+{
+    static const char *const methods[] = { "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH",
+                                           "OPTIONS" };
+    char *out = h2o_mem_alloc_pool(&req->pool, 64);
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
+        keel_route_match m;
+        if (s->ops->match(s->hctx, methods[i], strlen(methods[i]), path.base, path.len, &m) != 0)
+            continue;
+        n += (size_t)snprintf(out + n, 64 - n, "%s%s", n ? ", " : "", methods[i]);
+    }
+    return n ? out : NULL;
+}
+
+static size_t head_bytes(const h2o_req_t *req)
+{
+    size_t n = req->input.method.len + req->input.path.len + sizeof " HTTP/1.1\r\n";
+    if (req->input.authority.len)
+        n += sizeof "host: \r\n" + req->input.authority.len;
+    for (size_t i = 0; i < req->headers.size; i++)
+        n += req->headers.entries[i].name->len + req->headers.entries[i].value.len + 4;
+    return n + 2;
+}
+
+/* -------------------------------------------------------------- the job */
+
+static conn *conn_of(h2o_req_t *req);
+static void on_conn_close(void *data);
+
+static char *arena_put(char **p, const char *s, size_t n)
+{
+    char *d = *p;
+    if (n)
+        memcpy(d, s, n);
+    d[n] = '\0';
+    *p += n + 1;
+    return d;
+}
+
+/* Copies everything the worker needs out of req into one allocation. */
+static job *job_new(srv *s, loop *lp, h2o_req_t *req, h2o_iovec_t id, h2o_iovec_t path,
+                    const conn *c)
+{
+    size_t query_len = req->query_at == SIZE_MAX ? 0 : req->path.len - req->query_at - 1;
+    const char *query = req->query_at == SIZE_MAX ? "" : req->path.base + req->query_at + 1;
+    bool has_body = req->entity.base != NULL;
+    char clen[24];
+    int clen_n = has_body ? snprintf(clen, sizeof clen, "%zu", req->entity.len) : 0;
+    const char *remote = c != NULL ? c->remote : "";
+
+    size_t nh = req->headers.size + (req->input.authority.len ? 1 : 0) + (has_body ? 1 : 0);
+    size_t bytes = nh * sizeof(keel_header);
+    bytes += req->method.len + 1 + path.len + 1 + query_len + 1 + id.len + 1 +
+             strlen(remote) + 1 + (has_body ? req->entity.len + 1 : 0);
+    for (size_t i = 0; i < req->headers.size; i++)
+        bytes += req->headers.entries[i].name->len + req->headers.entries[i].value.len + 2;
+    bytes += sizeof "host" + req->input.authority.len + 1;
+    bytes += sizeof "content-length" + (size_t)clen_n + 1;
+
+    job *j = xmalloc(sizeof *j + bytes);
+    memset(j, 0, sizeof *j);
+    j->lp = lp;
+    keel_header *hs = (keel_header *)j->arena;
+    char *p = j->arena + nh * sizeof(keel_header);
+    keel_request *k = &j->kreq;
+    k->method = arena_put(&p, req->method.base, req->method.len);
+    k->method_len = req->method.len;
+    k->path = arena_put(&p, path.base, path.len);
+    k->path_len = path.len;
+    k->query = arena_put(&p, query, query_len);
+    k->query_len = query_len;
+    k->request_id = arena_put(&p, id.base, id.len);
+    k->remote_addr = arena_put(&p, remote, strlen(remote));
+    size_t h = 0;
+    if (req->input.authority.len) {
+        hs[h].name = arena_put(&p, "host", 4);
+        hs[h].name_len = 4;
+        hs[h].value = arena_put(&p, req->input.authority.base, req->input.authority.len);
+        hs[h].value_len = req->input.authority.len;
+        h++;
+    }
+    if (has_body) {
+        hs[h].name = arena_put(&p, "content-length", 14);
+        hs[h].name_len = 14;
+        hs[h].value = arena_put(&p, clen, (size_t)clen_n);
+        hs[h].value_len = (size_t)clen_n;
+        h++;
+    }
+    for (size_t i = 0; i < req->headers.size; i++, h++) {
+        const h2o_header_t *e = &req->headers.entries[i];
+        hs[h].name = arena_put(&p, e->name->base, e->name->len);
+        hs[h].name_len = e->name->len;
+        hs[h].value = arena_put(&p, e->value.base, e->value.len);
+        hs[h].value_len = e->value.len;
+    }
+    k->headers = hs;
+    k->nheaders = h;
+    if (has_body) {
+        k->body = arena_put(&p, req->entity.base, req->entity.len);
+        k->body_len = req->entity.len;
+    } else {
+        k->body = "";
+    }
+    k->server_name = s->addr.host;
+    k->server_port = s->addr.port;
+    k->protocol = req->version >= 0x101 ? "HTTP/1.1" : "HTTP/1.0";
+    return j;
+}
+
+static void on_req_dispose(void *p)
+{
+    req_link *rl = p;
+    if (rl->j != NULL) {          /* request gone while its job is out */
+        rl->j->req = NULL;
+        rl->j->c = NULL;
+        rl->j->rl = NULL;
+    }
+}
+
+static bool queue_push(srv *s, job *j)
+{
+    pthread_mutex_lock(&s->qmu);
+    bool ok = s->qlen < KEEL_HTTP_QUEUE_DEPTH;
+    if (ok) {
+        s->q[(s->qhead + s->qlen) % KEEL_HTTP_QUEUE_DEPTH] = j;
+        s->qlen++;
+        pthread_cond_signal(&s->qcv);
+    }
+    pthread_mutex_unlock(&s->qmu);
+    return ok;
+}
+
+static job *queue_pop(srv *s)
+{
+    pthread_mutex_lock(&s->qmu);
+    while (s->qlen == 0 && !s->qquit)
+        pthread_cond_wait(&s->qcv, &s->qmu);
+    job *j = NULL;
+    if (s->qlen) {
+        j = s->q[s->qhead];
+        s->qhead = (s->qhead + 1) % KEEL_HTTP_QUEUE_DEPTH;
+        s->qlen--;
+    }
+    pthread_mutex_unlock(&s->qmu);
+    return j;
+}
+
+/* A response the worker makes itself, freeable by response_free. */
+static void own_response(keel_response *r, int status, const char *msg, const char *id)
+{
+    memset(r, 0, sizeof *r);
+    r->status = status;
+    size_t cap = strlen(msg) + strlen(id) + 32;
+    r->body = xmalloc(cap);
+    int n = snprintf(r->body, cap, "%s (request %s)\n", msg, id);
+    r->body_len = n < 0 ? 0 : (size_t)n >= cap ? cap - 1 : (size_t)n;
+}
+
+static void *worker_main(void *arg)
+{
+    srv *s = arg;
+    job *j;
+    while ((j = queue_pop(s)) != NULL) {
+        if (now_ns() >= j->kreq.deadline_ns)
+            own_response(&j->resp, 504, "deadline passed while queued", j->kreq.request_id);
+        else
+            s->ops->handle(s->hctx, &j->match, &j->kreq, &j->resp);
+        s->ops->release(s->hctx, j->match.component);
+        h2o_multithread_send_message(&j->lp->responses, &j->msg);
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------------ responses */
+
+static void on_holder_dispose(void *p)
+{
+    resp_holder *rh = p;
+    rh->s->ops->response_free(rh->s->hctx, &rh->resp);
+}
+
+static void send_response(srv *s, h2o_req_t *req, h2o_iovec_t id, keel_response *resp)
+{
+    static h2o_generator_t generator = { NULL, NULL };
+    resp_holder *rh = h2o_mem_alloc_shared(&req->pool, sizeof *rh, on_holder_dispose);
+    rh->s = s;
+    rh->resp = *resp;               /* body and headers now live as long as req */
+    resp = &rh->resp;
+
+    int status = resp->status;
+    if (status < 200 || status > 599) {
+        keel_log(KEEL_LOG_WARN, "http", "component answered status %d; sending 502", status);
+        status = 502;
+        resp->nheaders = 0;
+        resp->body_len = 0;
+    }
+    req->res.status = status;
+    req->res.reason = reason_phrase(status);
+    add_header(req, H2O_STRLIT("x-request-id"), id.base, id.len);
+    for (size_t i = 0; i < resp->nheaders; i++) {
+        const keel_header *h = &resp->headers[i];
+        if (h->name_len == 0 || guest_header_dropped(h->name, h->name_len))
+            continue;
+        add_header(req, h->name, h->name_len, h->value, h->value_len);
+    }
+    bool bodyless = status == 204 || status == 304;
+    bool head = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"));
+    req->res.content_length = bodyless ? SIZE_MAX : resp->body_len;
+    if (atomic_load(&s->phase) != PHASE_RUN)
+        req->http1_is_persistent = 0;
+    h2o_start_response(req, &generator);
+    h2o_iovec_t buf = h2o_iovec_init(resp->body, resp->body_len);
+    if (bodyless || head || resp->body_len == 0)
+        h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
+    else
+        h2o_send(req, &buf, 1, H2O_SEND_STATE_FINAL);
+}
+
+static void on_responses(h2o_multithread_receiver_t *r, h2o_linklist_t *messages)
+{
+    loop *lp = H2O_STRUCT_FROM_MEMBER(loop, responses, r);
+    srv *s = lp->s;
+    while (!h2o_linklist_is_empty(messages)) {
+        job *j = H2O_STRUCT_FROM_MEMBER(job, msg.link, messages->next);
+        h2o_linklist_unlink(&j->msg.link);
+        h2o_req_t *req = j->req;
+        h2o_iovec_t id = j->id;
+        keel_response resp = j->resp;
+        if (req != NULL) {
+            j->rl->j = NULL;
+            if (j->c != NULL)
+                j->c->busy = false;
+        } else {
+            keel_log(KEEL_LOG_DEBUG, "http", "request %s: client gone, response dropped",
+                     j->kreq.request_id);
+        }
+        free(j);
+        if (req != NULL)
+            send_response(s, req, id, &resp);
+        else
+            s->ops->response_free(s->hctx, &resp);
+        atomic_fetch_sub(&s->inflight, 1);
+    }
+}
+
+/* ------------------------------------------------------------ on_req */
+
+static int on_req(h2o_handler_t *self, h2o_req_t *req)
+{
+    srv *s = ((keel_handler *)self)->s;
+    loop *lp = H2O_STRUCT_FROM_MEMBER(loop, ctx, req->conn->ctx);
+    h2o_iovec_t id = request_id(lp, req);
+
+    if (head_bytes(req) > KEEL_HTTP_MAX_HEADER_BYTES) {
+        send_plain(req, 431, id, "request header fields too large", NULL, NULL, true);
+        return 0;
+    }
+    h2o_iovec_t path = req->path_normalized;
+    keel_route_match m;
+    int rc = s->ops->match(s->hctx, req->method.base, req->method.len, path.base, path.len, &m);
+    if (rc == 404) {
+        send_plain(req, 404, id, "no route", NULL, NULL, false);
+        return 0;
+    }
+    if (rc == 405) {
+        const char *allow = allow_list(s, req, path);
+        send_plain(req, 405, id, "method not allowed", allow ? "allow" : NULL, allow, false);
+        return 0;
+    }
+    if (rc != 0) {
+        send_plain(req, 500, id, "routing failed", NULL, NULL, false);
+        return 0;
+    }
+    const keel_component_cfg *cfg = s->ops->component(s->hctx, m.component);
+    uint64_t body_limit = cfg ? cfg->limits.body : KEEL_DEFAULT_BODY;
+    uint64_t timeout = cfg ? cfg->limits.timeout_ns : KEEL_DEFAULT_TIMEOUT_NS;
+    if (req->entity.base != NULL && req->entity.len > body_limit) {
+        send_plain(req, 413, id, "request body too large", NULL, NULL, false);
+        return 0;
+    }
+    if (!s->ops->admit(s->hctx, m.component)) {
+        send_plain(req, 503, id, "component busy", "retry-after", "1", false);
+        return 0;
+    }
+    conn *c = conn_of(req);
+    job *j = job_new(s, lp, req, id, path, c);
+    j->match = m;
+    j->kreq.deadline_ns = now_ns() + timeout;
+    j->id = id;
+    /* The worker reads only kreq and match, and writes only resp; req, rl
+     * and c belong to this loop thread. */
+    req_link *rl = h2o_mem_alloc_shared(&req->pool, sizeof *rl, on_req_dispose);
+    rl->j = j;
+    j->rl = rl;
+    j->req = req;
+    j->c = c;
+    atomic_fetch_add(&s->inflight, 1);
+    if (!queue_push(s, j)) {
+        atomic_fetch_sub(&s->inflight, 1);
+        rl->j = NULL;
+        s->ops->release(s->hctx, m.component);
+        free(j);
+        send_plain(req, 503, id, "server busy", "retry-after", "1", false);
+        return 0;
+    }
+    if (c != NULL)
+        c->busy = true;
+    return 0;
+}
+
+/* -------------------------------------------------------- connections */
+
+static conn *conn_of(h2o_req_t *req)
+{
+    h2o_socket_t *sock = req->conn->callbacks->get_socket ? req->conn->callbacks->get_socket(req->conn)
+                                                          : NULL;
+    if (sock == NULL || sock->on_close.cb != on_conn_close)
+        return NULL;
+    return sock->on_close.data;
+}
+
+static void on_accept(h2o_socket_t *listener, const char *err);
+
+static void accept_pause(loop *lp)
+{
+    if (lp->accepting) {
+        h2o_socket_read_stop(lp->listener);
+        lp->accepting = false;
+    }
+}
+
+static void accept_resume(loop *lp)
+{
+    if (!lp->accepting && !lp->listener_closed) {
+        h2o_socket_read_start(lp->listener, on_accept);
+        lp->accepting = true;
+        lp->full_logged = false;
+    }
+}
+
+static void on_conn_close(void *data)
+{
+    conn *c = data;
+    loop *lp = c->lp;
+    srv *s = lp->s;
+    h2o_linklist_unlink(&c->link);
+    free(c);
+    size_t before = atomic_fetch_sub(&s->nconns, 1);
+    if (before <= s->max_conns && lp->resume_at_ns == 0 &&
+        atomic_load(&s->phase) == PHASE_RUN)
+        accept_resume(lp);
+}
+
+static void on_accept(h2o_socket_t *listener, const char *err)
+{
+    loop *lp = listener->data;
+    srv *s = lp->s;
+    if (err != NULL)
+        return;
+    for (int i = 0; i < 64; i++) {
+        if (atomic_fetch_add(&s->nconns, 1) >= s->max_conns) {
+            atomic_fetch_sub(&s->nconns, 1);
+            if (!lp->full_logged)
+                keel_log(KEEL_LOG_WARN, "http", "%zu connections open (the maximum); "
+                         "not accepting until some close", s->max_conns);
+            lp->full_logged = true;
+            accept_pause(lp);
+            return;
+        }
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof ss;
+        int fd = accept4(lp->listen_fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            atomic_fetch_sub(&s->nconns, 1);
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                keel_log(KEEL_LOG_WARN, "http", "accept: %s; pausing %u ms", strerror(errno),
+                         KEEL_HTTP_TICK_MS);
+                accept_pause(lp);
+                lp->resume_at_ns = now_ns() + KEEL_HTTP_TICK_MS * 1000000ull;
+                return;
+            }
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return;
+            continue;            /* ECONNABORTED and friends: next one */
+        }
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        conn *c = calloc(1, sizeof *c);
+        if (c == NULL) {
+            close(fd);
+            atomic_fetch_sub(&s->nconns, 1);
+            continue;
+        }
+        c->lp = lp;
+        c->fd = fd;
+        if (h2o_socket_getnumerichost((struct sockaddr *)&ss, sl, c->remote) == SIZE_MAX)
+            c->remote[0] = '\0';
+        h2o_socket_t *sock = h2o_evloop_socket_create(lp->evloop, fd,
+                                                      H2O_SOCKET_FLAG_IS_ACCEPTED_CONNECTION);
+        h2o_socket_setpeername(sock, (struct sockaddr *)&ss, sl);
+        c->sock = sock;
+        sock->on_close.cb = on_conn_close;
+        sock->on_close.data = c;
+        h2o_linklist_insert(&lp->conns, &c->link);
+        h2o_accept(&lp->actx, sock);
+    }
+}
+
+/* ---------------------------------------------------------------- loops */
+
+static void loop_tick(loop *lp)
+{
+    srv *s = lp->s;
+    int phase = atomic_load(&s->phase);
+    if (phase == PHASE_RUN) {
+        if (lp->resume_at_ns != 0 && now_ns() >= lp->resume_at_ns)
+            lp->resume_at_ns = 0;
+        if (!lp->accepting && lp->resume_at_ns == 0 && atomic_load(&s->nconns) < s->max_conns)
+            accept_resume(lp);
+        return;
+    }
+    if (phase != PHASE_DRAIN)
+        return;
+    if (!lp->listener_closed) {
+        accept_pause(lp);
+        h2o_socket_close(lp->listener);
+        lp->listener = NULL;
+        lp->listener_closed = true;
+        h2o_context_request_shutdown(&lp->ctx);
+    }
+    /* Idle connections (no request out, nothing half-read) go now; the
+     * others close after their response (persistence is off). */
+    for (h2o_linklist_t *n = lp->conns.next; n != &lp->conns; n = n->next) {
+        conn *c = H2O_STRUCT_FROM_MEMBER(conn, link, n);
+        if (!c->busy && !c->shut && c->sock->input->size == 0) {
+            shutdown(c->fd, SHUT_RDWR);
+            c->shut = true;
+        }
+    }
+}
+
+static void *loop_main(void *arg)
+{
+    loop *lp = arg;
+    srv *s = lp->s;
+    h2o_context_init(&lp->ctx, lp->evloop, &s->conf);
+    lp->actx.ctx = &lp->ctx;
+    lp->actx.hosts = s->conf.hosts;
+    h2o_multithread_register_receiver(lp->ctx.queue, &lp->responses, on_responses);
+    lp->listener = h2o_evloop_socket_create(lp->evloop, lp->listen_fd, H2O_SOCKET_FLAG_DONT_READ);
+    lp->listener->data = lp;
+    lp->accepting = false;
+    accept_resume(lp);
+
+    int phase;
+    while ((phase = atomic_load(&s->phase)) < PHASE_STOP) {
+        h2o_evloop_run(lp->evloop, (int32_t)KEEL_HTTP_TICK_MS);
+        loop_tick(lp);
+    }
+    if (phase == PHASE_ABANDON)
+        return NULL;             /* connections may still point at ctx: leave it */
+    if (!lp->listener_closed) {
+        accept_pause(lp);
+        h2o_socket_close(lp->listener);
+        lp->listener_closed = true;
+    }
+    h2o_evloop_run(lp->evloop, 0); /* let h2o finish closing sockets */
+    h2o_multithread_unregister_receiver(lp->ctx.queue, &lp->responses);
+    h2o_context_dispose(&lp->ctx);
+    return NULL;
+}
+
+/* --------------------------------------------------------------- serve */
+
+static unsigned cores(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1u : (unsigned)n;
+}
+
+static unsigned clamp_u(unsigned v, unsigned dflt, unsigned max)
+{
+    if (v == 0)
+        v = dflt;
+    return v > max ? max : v;
+}
+
+/* Largest limits.body of any component, + 1 so h2o leaves the exact
+ * per-component check (and its 413 with a request id) to on_req. */
+static size_t max_entity(const keel_http_host_ops *ops, void *ctx)
+{
+    uint64_t max = 0;
+    const keel_component_cfg *c;
+    for (size_t i = 0; (c = ops->component(ctx, i)) != NULL; i++)
+        if (c->limits.body > max)
+            max = c->limits.body;
+    return max >= SIZE_MAX - 1 ? SIZE_MAX - 1 : (size_t)max + 1;
+}
+
+static void raise_nofile(size_t want)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want)
+        return;
+    rlim_t old = rl.rlim_cur;
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want ? want : rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < want)
+        keel_log(KEEL_LOG_WARN, "http", "open files limited to %llu (hard limit); "
+                 "connections beyond that wait", (unsigned long long)rl.rlim_cur);
+    (void)old;
+}
+
+static void srv_free(srv *s)
+{
+    if (s->loops) {
+        for (unsigned i = 0; i < s->nloops; i++)
+            if (s->loops[i].evloop)
+                h2o_evloop_destroy(s->loops[i].evloop);
+        free(s->loops);
+    }
+    h2o_config_dispose(&s->conf);
+    pthread_mutex_destroy(&s->qmu);
+    pthread_cond_destroy(&s->qcv);
+    free(s->q);
+    free(s->workers);
+    free(s);
+}
+
+static void stop_workers(srv *s)
+{
+    pthread_mutex_lock(&s->qmu);
+    s->qquit = true;
+    pthread_cond_broadcast(&s->qcv);
+    pthread_mutex_unlock(&s->qmu);
+}
+
+int keel_http_serve_ops(const keel_http_host_ops *ops, void *hctx, const keel_http_opts *o,
+                        volatile sig_atomic_t *stop, char *err, size_t errlen)
+{
+    keel_http_addr addr;
+    int rc = keel_http_parse_listen(o->listen, &addr, err, errlen);
+    if (rc != 0)
+        return rc;
+    unsigned nloops = clamp_u(o->loops, cores(), KEEL_HTTP_MAX_LOOPS);
+    unsigned nworkers = clamp_u(o->workers, 2 * cores(), KEEL_HTTP_MAX_WORKERS);
+    int *fds = xmalloc(nloops * sizeof *fds);
+    rc = keel_http_bind(&addr, fds, nloops, err, errlen);
+    if (rc != 0) {
+        free(fds);
+        return rc;
+    }
+
+    srv *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        abort();
+    s->ops = ops;
+    s->hctx = hctx;
+    s->addr = addr;
+    s->nloops = nloops;
+    s->nworkers = nworkers;
+    s->max_conns = clamp_u(o->max_connections, KEEL_HTTP_MAX_CONNECTIONS,
+                           KEEL_HTTP_MAX_CONNECTIONS);
+    raise_nofile(s->max_conns + 64 + nloops * 2);
+    pthread_mutex_init(&s->qmu, NULL);
+    pthread_cond_init(&s->qcv, NULL);
+    s->q = xmalloc(KEEL_HTTP_QUEUE_DEPTH * sizeof *s->q);
+    atomic_init(&s->phase, PHASE_RUN);
+    atomic_init(&s->nconns, 0);
+    atomic_init(&s->inflight, 0);
+
+    h2o_config_init(&s->conf);
+    s->conf.server_name = h2o_iovec_init("", 0);   /* no Server header; guests may set one */
+    s->conf.max_request_entity_size = max_entity(ops, hctx);
+    s->conf.http1.req_timeout = clamp_u(o->header_timeout_ms, KEEL_HTTP_HEADER_TIMEOUT_MS,
+                                        KEEL_HTTP_HEADER_TIMEOUT_MS);
+    s->conf.http1.upgrade_to_http2 = 0;
+    h2o_hostconf_t *host = h2o_config_register_host(&s->conf, h2o_iovec_init(H2O_STRLIT("default")),
+                                                    65535);
+    h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
+    keel_handler *hd = (keel_handler *)h2o_create_handler(path, sizeof *hd);
+    hd->super.on_req = on_req;
+    hd->s = s;
+
+    s->loops = calloc(nloops, sizeof *s->loops);
+    s->workers = calloc(nworkers, sizeof *s->workers);
+    if (s->loops == NULL || s->workers == NULL)
+        abort();
+    uint64_t seed;
+    if (getrandom(&seed, sizeof seed, 0) != (ssize_t)sizeof seed)
+        seed = now_ns() ^ (uint64_t)getpid() << 32;
+    for (unsigned i = 0; i < nloops; i++) {
+        loop *lp = &s->loops[i];
+        lp->s = s;
+        lp->listen_fd = fds[i];
+        lp->evloop = h2o_evloop_create();
+        h2o_linklist_init_anchor(&lp->conns);
+        lp->rng = seed + i * 0x632be59bd9b4e019ull;
+    }
+    free(fds);
+
+    /* Threads we create leave the process signals to the caller's thread. */
+    sigset_t block, old;
+    sigemptyset(&block);
+    sigaddset(&block, SIGPIPE);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &block, &old);
+    for (unsigned i = 0; i < nworkers; i++) {
+        if (pthread_create(&s->workers[i], NULL, worker_main, s) != 0)
+            break;
+        s->workers_started++;
+    }
+    for (unsigned i = 0; i < nloops && s->workers_started == nworkers; i++) {
+        if (pthread_create(&s->loops[i].thread, NULL, loop_main, &s->loops[i]) != 0)
+            break;
+        s->loops_started++;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+
+    rc = 0;
+    if (s->workers_started != nworkers || s->loops_started != nloops) {
+        rc = keel_err(err, errlen, KEEL_ENOMEM, "cannot start HTTP threads");
+    } else {
+        keel_log(KEEL_LOG_INFO, "http", "listening on %s%s%s:%d (%u loops, %u workers)",
+                 addr.ss.ss_family == AF_INET6 ? "[" : "", addr.host,
+                 addr.ss.ss_family == AF_INET6 ? "]" : "", addr.port, nloops, nworkers);
+        if (o->ready != NULL)
+            o->ready(o->ready_arg, addr.port);
+        while (!*stop)
+            sleep_ms(KEEL_HTTP_TICK_MS / 5);
+    }
+
+    /* Drain: loops close listeners and idle connections; wait for the rest. */
+    atomic_store(&s->phase, PHASE_DRAIN);
+    uint64_t give_up = now_ns() + KEEL_HTTP_DRAIN_TIMEOUT_MS * 1000000ull;
+    while ((atomic_load(&s->inflight) || atomic_load(&s->nconns)) && now_ns() < give_up)
+        sleep_ms(10);
+    size_t left_req = atomic_load(&s->inflight), left_conn = atomic_load(&s->nconns);
+    bool clean = left_req == 0 && left_conn == 0;
+    atomic_store(&s->phase, clean ? PHASE_STOP : PHASE_ABANDON);
+    for (unsigned i = 0; i < s->loops_started; i++)
+        pthread_join(s->loops[i].thread, NULL);
+    stop_workers(s);
+    if (!clean) {
+        /* Workers may still be inside guests and loops' memory is still
+         * referenced: leave it all to process exit. */
+        keel_log(KEEL_LOG_WARN, "http", "stopped after %u ms with %zu requests still running "
+                 "and %zu connections open; abandoning them", KEEL_HTTP_DRAIN_TIMEOUT_MS,
+                 left_req, left_conn);
+        return rc;
+    }
+    for (unsigned i = 0; i < s->workers_started; i++)
+        pthread_join(s->workers[i], NULL);
+    for (unsigned i = s->loops_started; i < nloops; i++)
+        close(s->loops[i].listen_fd);
+    srv_free(s);
+    keel_log(KEEL_LOG_INFO, "http", "stopped");
+    return rc;
+}

@@ -1,0 +1,76 @@
+/* server.h — the HTTP front end on libh2o-evloop: event loops (one per
+ * core, SO_REUSEPORT listeners) parse requests and apply the process-wide
+ * limits; guest code runs on a pool of worker threads so a slow component
+ * never stalls a loop; responses go back to the loop that owns the
+ * connection.
+ *
+ * Per request, on the loop: request id (a well-formed incoming X-Request-Id
+ * is kept, else 16 hex digits; echoed in every response Keel produces),
+ * header size (431), route (404, 405 with Allow), body size against the
+ * component's limits.body (413), admission (503 + Retry-After: 1), then the
+ * request is copied out of h2o into one allocation and queued for a worker
+ * (503 + Retry-After when the queue is full). The worker runs the component
+ * and posts the response back; the loop sends it with Content-Length, or
+ * drops it if the request is gone. Guest headers pass through except the
+ * framing and hop-by-hop ones (Content-Length, Transfer-Encoding,
+ * Connection, Keep-Alive, Upgrade, TE, Trailer, Proxy-Connection), Date
+ * (h2o sets it) and X-Request-Id (Keel sets it).
+ *
+ * Responses h2o produces itself carry no X-Request-Id: 400 on a malformed
+ * request line, more than 100 headers or a request head over ~400 KiB; 413
+ * when the body exceeds the largest limits.body of any component. */
+#ifndef KEEL_HTTP_SERVER_H
+#define KEEL_HTTP_SERVER_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "host/host.h"
+
+/* Process-wide limits, with their units in the names. */
+#define KEEL_HTTP_MAX_HEADER_BYTES (16u * 1024u)        /* beyond: 431 */
+#define KEEL_HTTP_HEADER_TIMEOUT_MS 10000u             /* slow clients cut off */
+#define KEEL_HTTP_IDLE_TIMEOUT_MS 30000u               /* idle keep-alive */
+#define KEEL_HTTP_MAX_CONNECTIONS 10000u
+/* h2o 2.2 has one HTTP/1 timer, armed when a connection starts waiting for
+ * a request and disarmed when head and body are in: the time a keep-alive
+ * connection may idle plus the time to send the next request. Keel sets it
+ * to KEEL_HTTP_HEADER_TIMEOUT_MS (slowloris first), so idle keep-alive
+ * connections are in practice closed after that, not
+ * KEEL_HTTP_IDLE_TIMEOUT_MS. */
+
+#define KEEL_HTTP_DRAIN_TIMEOUT_MS 10000u    /* on stop: wait for in-flight work */
+#define KEEL_HTTP_TICK_MS 100u               /* loops poll stop and limits this often */
+#define KEEL_HTTP_MAX_LOOPS 256u
+#define KEEL_HTTP_MAX_WORKERS 1024u
+#define KEEL_HTTP_QUEUE_DEPTH 4096u          /* requests waiting for a worker; beyond: 503 */
+#define KEEL_HTTP_MAX_REQUEST_ID 64u         /* bytes of an accepted X-Request-Id */
+#define KEEL_HTTP_LISTEN_BACKLOG 1024
+
+typedef struct keel_http_opts {
+    const char *listen;          /* "host:port", "[v6]:port" or ":port" (all IPv4);
+                                    port 0 picks a free port (see ready) */
+    unsigned loops;              /* event loop threads, 0 = cores */
+    unsigned workers;            /* guest threads, 0 = 2 x cores */
+    unsigned max_connections;    /* 0 = KEEL_HTTP_MAX_CONNECTIONS (also the ceiling) */
+    unsigned header_timeout_ms;  /* 0 = KEEL_HTTP_HEADER_TIMEOUT_MS (also the ceiling) */
+    /* Called once, on the calling thread, when every listening socket is
+     * bound and listening, with the port bound. May be NULL. */
+    void (*ready)(void *arg, int port);
+    void *ready_arg;
+} keel_http_opts;
+
+/* Binds o->listen and serves until *stop becomes non-zero (set from a
+ * signal handler), then drains in-flight requests and returns 0. Returns a
+ * negative KEEL_E* with err filled when it cannot listen.
+ *
+ * Draining: listeners close at once, idle connections are shut down,
+ * requests in flight finish and their connections close after the
+ * response; after KEEL_HTTP_DRAIN_TIMEOUT_MS whatever is left is abandoned
+ * (logged) and the call returns anyway. Threads Keel creates block SIGPIPE,
+ * SIGINT, SIGTERM and SIGHUP, so those reach the calling thread. */
+int keel_http_serve(keel_host *h, const keel_http_opts *o, volatile sig_atomic_t *stop,
+                    char *err, size_t errlen);
+
+#endif

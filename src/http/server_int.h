@@ -1,0 +1,53 @@
+/* server_int.h — inside src/http only (and its tests): the function table
+ * through which the server reaches the component host, the entry point
+ * that takes such a table, and the listen-address helpers.
+ *
+ * keel_http_serve fills the table from src/host; tests pass their own, so
+ * the HTTP layer is tested without the engine. */
+#ifndef KEEL_HTTP_SERVER_INT_H
+#define KEEL_HTTP_SERVER_INT_H
+
+#include <stdbool.h>
+#include <sys/socket.h>
+
+#include "http/server.h"
+
+/* The host as the server uses it; each function has the contract of its
+ * keel_host_* namesake in host/host.h, with ctx in place of the host
+ * (component: NULL past the last one).
+ * match, component, admit and release run on event loop threads, handle
+ * and release on worker threads, response_free on loop threads. */
+typedef struct keel_http_host_ops {
+    int (*match)(void *ctx, const char *method, size_t method_len, const char *path,
+                 size_t path_len, keel_route_match *out);
+    const keel_component_cfg *(*component)(void *ctx, size_t i);
+    bool (*admit)(void *ctx, size_t component);
+    void (*release)(void *ctx, size_t component);
+    void (*handle)(void *ctx, const keel_route_match *m, const keel_request *req,
+                   keel_response *resp);
+    void (*response_free)(void *ctx, keel_response *r);
+} keel_http_host_ops;
+
+/* keel_http_serve with the host given as ops + ctx (both must outlive the
+ * call). Same contract. */
+int keel_http_serve_ops(const keel_http_host_ops *ops, void *ctx, const keel_http_opts *o,
+                        volatile sig_atomic_t *stop, char *err, size_t errlen);
+
+/* A parsed listen address. */
+typedef struct keel_http_addr {
+    struct sockaddr_storage ss;
+    socklen_t len;
+    char host[64];               /* numeric, "0.0.0.0" for ":port" */
+    int port;                    /* as written; the bound port after keel_http_bind */
+} keel_http_addr;
+
+/* Parses "host:port", "[v6]:port" or ":port". 0 or KEEL_EINVAL + err. */
+int keel_http_parse_listen(const char *listen, keel_http_addr *out, char *err, size_t errlen);
+
+/* Opens n non-blocking listening sockets on a with SO_REUSEPORT (refusing
+ * a port some other socket already listens on) and stores them in fds;
+ * with port 0 the first socket picks the port and the others share it, and
+ * a->port is updated. 0, or KEEL_EIO + err with nothing left open. */
+int keel_http_bind(keel_http_addr *a, int *fds, unsigned n, char *err, size_t errlen);
+
+#endif
