@@ -92,7 +92,7 @@ demo: deps
 	@bash scripts/demo.sh $(BUILD)
 
 bench: deps all
-	@bash bench/run.sh
+	@KEEL=$(BUILD)/keel bash bench/run.sh
 
 clean:
 	rm -rf build build-asan

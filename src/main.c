@@ -18,6 +18,8 @@ int main(int argc, char **argv)
         return keel_cmd_help(argc - 1, argv + 1);
     if (strcmp(cmd, "run") == 0)
         return keel_cmd_run(argc - 1, argv + 1);
+    if (strcmp(cmd, "up") == 0)
+        return keel_cmd_up(argc - 1, argv + 1);
     if (strcmp(cmd, "check") == 0)
         return keel_cmd_check(argc - 1, argv + 1);
     if (strcmp(cmd, "compile") == 0)

@@ -11,6 +11,7 @@
 int keel_cmd_run(int argc, char **argv);
 int keel_cmd_compile(int argc, char **argv);
 int keel_cmd_check(int argc, char **argv);
+int keel_cmd_up(int argc, char **argv);
 int keel_cmd_help(int argc, char **argv);
 
 /* Usage text of a command ("run", "compile", NULL for the overview). */

@@ -11,6 +11,7 @@ static const char overview[] =
     "usage: keel <command> [options]\n"
     "\n"
     "commands:\n"
+    "  up        serve the components of keel.yaml over HTTP\n"
     "  run       run a WASI command module (wasm32-wasi) like a native program\n"
     "  compile   compile a module ahead of time into the cache\n"
     "  check     validate keel.yaml and its modules without compiling\n"
@@ -52,6 +53,19 @@ static const char compile_usage[] =
     "tier is opt (a shared object built with cc -O2). The fast tier compiles in\n"
     "process and caches only the translated C.\n";
 
+static const char up_usage[] =
+    "usage: keel up [-f FILE] [--listen HOST:PORT]\n"
+    "\n"
+    "Loads every component of the manifest FILE (default ./keel.yaml), compiles\n"
+    "what is not cached (fast tier at once, optimized in the background) and\n"
+    "serves them over HTTP on the manifest's listen address (default\n"
+    "127.0.0.1:8080) or --listen. SIGINT or SIGTERM stop it after in-flight\n"
+    "requests finish.\n"
+    "\n"
+    "options:\n"
+    "  -f, --file FILE        the manifest (default keel.yaml)\n"
+    "  --listen HOST:PORT     override the manifest's listen address\n";
+
 static const char check_usage[] =
     "usage: keel check [-f FILE]\n"
     "\n"
@@ -71,6 +85,8 @@ const char *keel_usage(const char *cmd)
 {
     if (cmd && strcmp(cmd, "check") == 0)
         return check_usage;
+    if (cmd && strcmp(cmd, "up") == 0)
+        return up_usage;
     if (cmd && strcmp(cmd, "run") == 0)
         return run_usage;
     if (cmd && strcmp(cmd, "compile") == 0)
@@ -104,7 +120,7 @@ int keel_cmd_help(int argc, char **argv)
 {
     const char *cmd = argc > 1 ? argv[1] : NULL;
     if (cmd && strcmp(cmd, "run") && strcmp(cmd, "compile") && strcmp(cmd, "check") &&
-        strcmp(cmd, "help"))
+        strcmp(cmd, "up") && strcmp(cmd, "help"))
         return keel_usage_error(NULL, "unknown command \"%s\"", cmd);
     fputs(keel_usage(cmd), stdout);
     return KEEL_EXIT_OK;

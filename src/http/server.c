@@ -339,7 +339,11 @@ static job *job_new(srv *s, loop *lp, h2o_req_t *req, h2o_iovec_t id, h2o_iovec_
     int clen_n = has_body ? snprintf(clen, sizeof clen, "%zu", req->entity.len) : 0;
     const char *remote = c != NULL ? c->remote : "";
 
-    size_t nh = req->headers.size + (req->input.authority.len ? 1 : 0) + (has_body ? 1 : 0);
+    /* h2o puts Host in input.authority, or the hostconf's name when the
+     * request had none (HTTP/1.0). */
+    bool has_host = req->input.authority.len != 0 &&
+                    req->input.authority.base != req->hostconf->authority.hostport.base;
+    size_t nh = req->headers.size + (has_host ? 1 : 0) + (has_body ? 1 : 0);
     size_t bytes = nh * sizeof(keel_header);
     bytes += req->method.len + 1 + path.len + 1 + query_len + 1 + id.len + 1 +
              strlen(remote) + 1 + (has_body ? req->entity.len + 1 : 0);
@@ -363,7 +367,7 @@ static job *job_new(srv *s, loop *lp, h2o_req_t *req, h2o_iovec_t id, h2o_iovec_
     k->request_id = arena_put(&p, id.base, id.len);
     k->remote_addr = arena_put(&p, remote, strlen(remote));
     size_t h = 0;
-    if (req->input.authority.len) {
+    if (has_host) {
         hs[h].name = arena_put(&p, "host", 4);
         hs[h].name_len = 4;
         hs[h].value = arena_put(&p, req->input.authority.base, req->input.authority.len);
@@ -717,7 +721,10 @@ static void loop_tick(loop *lp)
         h2o_socket_close(lp->listener);
         lp->listener = NULL;
         lp->listener_closed = true;
-        h2o_context_request_shutdown(&lp->ctx);
+        /* Not h2o_context_request_shutdown: in 2.2 it arms an HTTP/2 timer
+         * (on one_sec_timeout) that h2o_context_dispose then asserts on.
+         * The flag alone makes HTTP/1 answer "Connection: close". */
+        lp->ctx.shutdown_requested = 1;
     }
     /* Idle connections (no request out, nothing half-read) go now; the
      * others close after their response (persistence is off). */

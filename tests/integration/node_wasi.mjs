@@ -14,6 +14,11 @@
 import { fstatSync, openSync, readFileSync } from 'node:fs';
 import { WASI } from 'node:wasi';
 import process from 'node:process';
+import { setFlagsFromString } from 'node:v8';
+
+// V8's fast API calls make node 20 call WASI with a stale memory pointer
+// after the guest grows its memory (nodejs/node#53087): turn them off.
+setFlagsFromString('--no-turbo-fast-api-calls');
 
 function usage(msg) {
   process.stderr.write(`node_wasi: ${msg}\n`);

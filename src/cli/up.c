@@ -1,0 +1,75 @@
+/* up.c — `keel up`: serve every component of keel.yaml over HTTP. */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "config/manifest.h"
+#include "host/host.h"
+#include "http/server.h"
+#include "obs/log.h"
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+int keel_cmd_up(int argc, char **argv)
+{
+    const char *file = "keel.yaml", *listen = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v;
+        int r;
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            fputs(keel_usage("up"), stdout);
+            return KEEL_EXIT_OK;
+        } else if ((r = keel_opt_value(argc, argv, &i, "-f", &v)) != 0 ||
+                   (r = keel_opt_value(argc, argv, &i, "--file", &v)) != 0) {
+            if (r < 0)
+                return keel_usage_error("up", "-f needs a file");
+            file = v;
+        } else if ((r = keel_opt_value(argc, argv, &i, "--listen", &v)) != 0) {
+            if (r < 0 || !*v)
+                return keel_usage_error("up", "--listen needs HOST:PORT");
+            listen = v;
+        } else {
+            return keel_usage_error("up", "unexpected argument %s", a);
+        }
+    }
+
+    char err[1024];
+    keel_manifest *m = NULL;
+    keel_host *h = NULL;
+    int status = KEEL_EXIT_FAIL;
+    if (keel_manifest_load(file, &m, err, sizeof err)) {
+        fprintf(stderr, "keel: %s\n", err);
+        return KEEL_EXIT_FAIL;
+    }
+    keel_host_opts ho = { .engine = { .tier = KEEL_TIER_AUTO, .background_opt = true } };
+    if (keel_host_new(m, &ho, &h, err, sizeof err)) {
+        fprintf(stderr, "keel: %s\n", err);
+        goto out;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    keel_http_opts hopts = { .listen = listen ? listen : m->listen };
+    if (keel_http_serve(h, &hopts, &stop_requested, err, sizeof err)) {
+        fprintf(stderr, "keel: %s\n", err);
+        goto out;
+    }
+    keel_log(KEEL_LOG_INFO, NULL, "stopped");
+    status = KEEL_EXIT_OK;
+out:
+    keel_host_free(h);
+    keel_manifest_free(m);
+    return status;
+}
