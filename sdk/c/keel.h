@@ -170,7 +170,7 @@ void keel_fail(const char *msg)
 
 __attribute__((export_name("__guest_call"))) int __guest_call(int op_len, int payload_len)
 {
-    uint8_t *buf = malloc((size_t)op_len + (size_t)payload_len + 2);
+    uint8_t *buf = (uint8_t *)malloc((size_t)op_len + (size_t)payload_len + 2);
     if (!buf) {
         keel_fail("out of memory reading the request");
         return 0;
@@ -203,7 +203,7 @@ int keel_call(const char *component, const char *op, const void *payload, size_t
                          strlen(component), (const uint8_t *)op, strlen(op),
                          (const uint8_t *)payload, len);
     size_t n = ok ? __host_response_len() : __host_error_len();
-    uint8_t *buf = malloc(n + 1);
+    uint8_t *buf = (uint8_t *)malloc(n + 1);
     *out = buf;
     *out_len = buf ? n : 0;
     if (buf) {

@@ -18,7 +18,10 @@
 const keel_host_fn *const keel_host_fn_tables[] = {
     keel_wasi_host_fns, keel_host_wapc_fns, keel_host_api_fns, NULL,
 };
-#define HOST_NTABLES 3
+/* For loading and linking: WAGI's fd_write comes before WASI's. */
+const keel_host_fn *const keel_host_link_tables[] = {
+    keel_host_wagi_fns, keel_wasi_host_fns, keel_host_wapc_fns, keel_host_api_fns, NULL,
+};
 
 static void *xcalloc(size_t n, size_t size)
 {
@@ -182,12 +185,12 @@ static int component_setup(keel_host *h, host_component *c, const keel_host_opts
     char why[1024];
     keel_engine_opts eo = o ? o->engine : (keel_engine_opts){ .tier = KEEL_TIER_AUTO,
                                                                .background_opt = true };
-    eo.host_tables = keel_host_fn_tables;
-    eo.nhost_tables = HOST_NTABLES;
+    eo.host_tables = keel_host_link_tables;
+    eo.nhost_tables = KEEL_HOST_NLINK_TABLES;
     if (keel_module_load(cfg->wasm, &eo, &c->mod, why, sizeof why))
         return keel_err(err, errlen, KEEL_EINVAL, "%s:%d:%d: component %s: %s", mpath,
                         cfg->wasm_pos.line, cfg->wasm_pos.col, cfg->name, why);
-    if (keel_module_link_host(c->mod, keel_host_fn_tables, HOST_NTABLES, why, sizeof why))
+    if (keel_module_link_host(c->mod, keel_host_link_tables, KEEL_HOST_NLINK_TABLES, why, sizeof why))
         return keel_err(err, errlen, KEEL_ELINK, "%s:%d:%d: component %s: %s", mpath,
                         cfg->wasm_pos.line, cfg->wasm_pos.col, cfg->name, why);
     if (cfg->abi == KEEL_ABI_WAPC) {
@@ -455,7 +458,7 @@ static void wapc_handle(host_request *rq, host_component *comp, const keel_route
     const char *op = route && route->operation ? route->operation
                                                : KEEL_HOST_DEFAULT_OPERATION;
     host_call c = {
-        .rq = rq, .comp = comp, .depth = 0,
+        .rq = rq, .comp = comp, .depth = 0, .cgi_stdout = -1,
         .op = (const uint8_t *)op, .op_len = strlen(op),
         .payload = (const uint8_t *)rq->req->body, .payload_len = rq->req->body_len,
     };
@@ -492,6 +495,22 @@ static void wapc_handle(host_request *rq, host_component *comp, const keel_route
     host_call_free(&c);
 }
 
+typedef struct handle_args {
+    host_request *rq;
+    host_component *comp;
+    const keel_route *route;
+    keel_response *resp;
+} handle_args;
+
+static void handle_cb(void *p)
+{
+    handle_args *a = p;
+    if (a->comp->cfg->abi == KEEL_ABI_WAPC)
+        wapc_handle(a->rq, a->comp, a->route, a->resp);
+    else
+        host_wagi_handle(a->rq, a->comp, a->route, a->resp);
+}
+
 void keel_host_handle(keel_host *h, const keel_route_match *m, const keel_request *req,
                       keel_response *resp)
 {
@@ -503,10 +522,21 @@ void keel_host_handle(keel_host *h, const keel_route_match *m, const keel_reques
         .deadline_ns = req->deadline_ns ? req->deadline_ns
                                         : keel_rt_now_ns() + comp->timeout_ns,
     };
-    if (comp->cfg->abi == KEEL_ABI_WAPC)
-        wapc_handle(&rq, comp, m->route, resp);
-    else
-        host_wagi_handle(&rq, comp, m->route, resp);
+    /* The whole request runs inside one keel_rt_invoke carrying its
+     * deadline, so the guest calls nested in it (initializer, __guest_call,
+     * component calls) share the armed deadline instead of arming and
+     * disarming the watchdog for each. Only guest code is ever stopped,
+     * and only by the innermost invoke: this outer one always returns. */
+    handle_args a = { &rq, comp, m->route, resp };
+    keel_rt_limits lim = { .deadline_ns = rq.deadline_ns };
+    keel_rt_outcome o;
+    keel_rt_invoke(handle_cb, &a, &lim, &o);
+    if (o.end != KEEL_RT_RETURNED) {   /* a host bug: say so, answer anyway */
+        keel_log(KEEL_LOG_ERROR, comp->cfg->name,
+                 "request %s: internal error: the request ended outside guest code (%s)",
+                 rq.id, keel_trap_kind_name(o.trap));
+        host_error_response(resp, &rq, 500);
+    }
     /* The whole request shares one deadline: once any part of it ran out
      * of time, the answer is 504 even if a caller recovered. */
     if (rq.deadline_hit && resp->status != 504) {

@@ -41,7 +41,8 @@ typedef struct keel_request {
     int server_port;
     const char *protocol;        /* "HTTP/1.1" */
     const char *request_id;
-    uint64_t deadline_ns;        /* absolute CLOCK_MONOTONIC */
+    uint64_t deadline_ns;        /* absolute CLOCK_MONOTONIC; 0: now + the
+                                    component's limits.timeout */
 } keel_request;
 
 /* The response; owned by the caller after keel_host_handle, freed with
@@ -92,9 +93,11 @@ bool keel_host_admit(keel_host *h, size_t component);
 void keel_host_release(keel_host *h, size_t component);
 
 /* Runs req through the matched component on the calling thread, in a fresh
- * instance, and fills resp. Never fails as a call: a trap or a guest error
- * is a 500, a deadline a 504, a malformed CGI response a 502 — each with a
- * generic body naming the request id, and a log line with the detail. */
+ * instance, and fills resp (which it zeroes first). Never fails as a call:
+ * a trap or a guest error is a 500, a deadline a 504, a malformed CGI
+ * response a 502 — each with a generic body naming the request id, and a
+ * log line with the detail. The ABI guests see is docs/abi.md. The body
+ * may be returned for HEAD; dropping it is the HTTP layer's job. */
 void keel_host_handle(keel_host *h, const keel_route_match *m,
                       const keel_request *req, keel_response *resp);
 

@@ -109,6 +109,9 @@ typedef struct host_call {
     keel_instance *inst;
     struct keel_wasi *wasi;
     void **imports;
+    /* WAGI: the stdout memfd and whether the guest tried to pass its cap */
+    int cgi_stdout;               /* -1 when not WAGI */
+    bool cgi_overflow;
 } host_call;
 
 /* How an invocation ended. */
@@ -192,6 +195,12 @@ void host_error_response(keel_response *resp, const host_request *rq, int status
 /* --- wagi.c --- */
 void host_wagi_handle(host_request *rq, host_component *comp, const keel_route *route,
                       keel_response *resp);
+
+/* Host functions that take precedence over keel_wasi_host_fns (fd_write,
+ * to count WAGI stdout against its cap), and every table in link order. */
+extern const keel_host_fn keel_host_wagi_fns[];
+extern const keel_host_fn *const keel_host_link_tables[];
+#define KEEL_HOST_NLINK_TABLES 4
 
 /* --- wapc.c, api.c --- */
 extern const keel_host_fn keel_host_wapc_fns[];

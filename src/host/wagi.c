@@ -16,6 +16,39 @@
 
 #include "base/version.h"
 #include "obs/log.h"
+#include "wasi/wasi_imports.h"
+
+#define WASI_EFBIG 22   /* witx errno "file too large" */
+
+/* fd_write in front of WASI's: a WAGI guest's write to stdout that would
+ * take it past KEEL_HOST_MAX_BODY_BYTES fails with EFBIG and marks the
+ * response as overflowed (the memfd's seal is the hard bound behind it).
+ * Everything else goes straight to WASI. */
+static uint32_t wagi_fd_write(WASI_CTX, uint32_t fd, uint32_t iovs, uint32_t iovs_len,
+                              uint32_t nwritten_out)
+{
+    keel_host_ctx *hc = KEEL_HOST_CTX(ctx);
+    host_call *c = hc->component;
+    if (c && fd == 1 && c->cgi_stdout >= 0) {
+        const uint8_t *v = keel_guest_ptr(hc->mem, iovs, (uint64_t)iovs_len * 8);
+        uint64_t total = 0;
+        for (uint32_t i = 0; v && i < iovs_len; i++) {
+            uint32_t len;
+            memcpy(&len, v + 8 * (size_t)i + 4, 4);   /* wasm is little-endian, as are we */
+            total += len;
+        }
+        if (host_memfd_used(c->cgi_stdout) + total > KEEL_HOST_MAX_BODY_BYTES) {
+            c->cgi_overflow = true;
+            return WASI_EFBIG;
+        }
+    }
+    return Z_wasi_snapshot_preview1Z_fd_write(ctx, fd, iovs, iovs_len, nwritten_out);
+}
+
+const keel_host_fn keel_host_wagi_fns[] = {
+    { "wasi_snapshot_preview1", "fd_write", "iiii:i", (void (*)(void))wagi_fd_write },
+    { 0, 0, 0, 0 },
+};
 
 /* A growing "KEY=VALUE" list. */
 typedef struct envlist {
@@ -292,7 +325,7 @@ void host_wagi_handle(host_request *rq, host_component *comp, const keel_route *
     const char *name = comp->cfg->name;
     const keel_request *req = rq->req;
     envlist env = { 0 };
-    host_call c = { .rq = rq, .comp = comp, .depth = 0 };
+    host_call c = { .rq = rq, .comp = comp, .depth = 0, .cgi_stdout = -1 };
     host_result r;
     memset(&r, 0, sizeof r);
     char *out = NULL;
@@ -315,6 +348,7 @@ void host_wagi_handle(host_request *rq, host_component *comp, const keel_route *
     }
     build_env(&env, rq, comp, route);
     host_stdio io = { in, so, se };
+    c.cgi_stdout = so;
     keel_rt_limits lim = { .deadline_ns = rq->deadline_ns };
     int exit_code = 0;
     if (host_instance_acquire(&c, env.v, env.n, &io, &r) == 0) {
@@ -344,7 +378,7 @@ void host_wagi_handle(host_request *rq, host_component *comp, const keel_route *
         goto out;
     }
     size_t used = host_memfd_used(so);
-    if (used > KEEL_HOST_MAX_BODY_BYTES) {
+    if (used > KEEL_HOST_MAX_BODY_BYTES || c.cgi_overflow) {
         keel_log(KEEL_LOG_ERROR, name, "request %s: bad CGI response: stdout exceeds %u bytes "
                  "(exit code %d)", rq->id, KEEL_HOST_MAX_BODY_BYTES, exit_code);
         host_error_response(resp, rq, 502);

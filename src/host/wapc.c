@@ -112,7 +112,7 @@ static uint32_t HOST_FN(host_call)(CTX, uint32_t bd_ptr, uint32_t bd_len, uint32
      * memory: the caller is suspended in this function, so they cannot
      * change or move. __guest_request copies them into the callee. */
     host_call callee = {
-        .rq = c->rq, .comp = to, .depth = c->depth + 1,
+        .rq = c->rq, .comp = to, .depth = c->depth + 1, .cgi_stdout = -1,
         .op = (const uint8_t *)op, .op_len = op_len, .payload = payload, .payload_len = len,
     };
     host_result r;

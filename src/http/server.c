@@ -111,6 +111,15 @@ struct srv {
     atomic_size_t inflight;       /* admitted, response not yet handled by its loop */
 };
 
+/* LeakSanitizer: h2o keeps per-thread caches of pool chunks (private to
+ * libh2o) that die with each loop thread; they are not Keel's leaks. Only
+ * consulted by sanitizer builds. */
+__attribute__((visibility("default"))) const char *__lsan_default_suppressions(void);
+__attribute__((visibility("default"))) const char *__lsan_default_suppressions(void)
+{
+    return "leak:h2o_mem_alloc_recycle\n";
+}
+
 /* ---------------------------------------------------------------- utils */
 
 static uint64_t now_ns(void)
@@ -136,133 +145,27 @@ static void *xmalloc(size_t n)
     return p;
 }
 
-static const char *reason_phrase(int status)
-{
-    switch (status) {
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 203: return "Non-Authoritative Information";
-    case 204: return "No Content";
-    case 205: return "Reset Content";
-    case 206: return "Partial Content";
-    case 300: return "Multiple Choices";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 303: return "See Other";
-    case 304: return "Not Modified";
-    case 307: return "Temporary Redirect";
-    case 308: return "Permanent Redirect";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 402: return "Payment Required";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 406: return "Not Acceptable";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 410: return "Gone";
-    case 411: return "Length Required";
-    case 412: return "Precondition Failed";
-    case 413: return "Payload Too Large";
-    case 414: return "URI Too Long";
-    case 415: return "Unsupported Media Type";
-    case 416: return "Range Not Satisfiable";
-    case 422: return "Unprocessable Content";
-    case 425: return "Too Early";
-    case 428: return "Precondition Required";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 451: return "Unavailable For Legal Reasons";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
-    default: break;
-    }
-    switch (status / 100) {
-    case 2: return "OK";
-    case 3: return "Redirection";
-    case 4: return "Client Error";
-    default: return "Server Error";
-    }
-}
-
-static bool lc_eq(const char *a, size_t alen, const char *lower)
-{
-    size_t n = strlen(lower);
-    if (alen != n)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = a[i];
-        if (c >= 'A' && c <= 'Z')
-            c = (char)(c - 'A' + 'a');
-        if (c != lower[i])
-            return false;
-    }
-    return true;
-}
-
-/* Headers a guest may not set: framing and hop-by-hop ones belong to the
- * connection, Date to h2o, X-Request-Id to Keel. */
-static bool guest_header_dropped(const char *name, size_t len)
-{
-    static const char *const dropped[] = {
-        "content-length", "transfer-encoding", "connection", "keep-alive", "upgrade",
-        "te", "trailer", "proxy-connection", "date", "x-request-id",
-    };
-    for (size_t i = 0; i < sizeof dropped / sizeof dropped[0]; i++)
-        if (lc_eq(name, len, dropped[i]))
-            return true;
-    return false;
-}
-
-/* ------------------------------------------------------------ request id */
-
-static uint64_t splitmix64(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static bool request_id_ok(const char *s, size_t n)
-{
-    if (n == 0 || n > KEEL_HTTP_MAX_REQUEST_ID)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-'))
-            return false;
-    }
-    return true;
-}
-
 /* The request id, NUL-terminated in the request pool. */
 static h2o_iovec_t request_id(loop *lp, h2o_req_t *req)
 {
     ssize_t i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-request-id"), -1);
     if (i >= 0) {
         h2o_iovec_t v = req->headers.entries[i].value;
-        if (request_id_ok(v.base, v.len))
+        if (keel_http_request_id_ok(v.base, v.len))
             return h2o_strdup(&req->pool, v.base, v.len);
     }
     char *id = h2o_mem_alloc_pool(&req->pool, 17);
-    snprintf(id, 17, "%016" PRIx64, splitmix64(&lp->rng));
+    snprintf(id, 17, "%016" PRIx64, keel_http_rand64(&lp->rng));
     return h2o_iovec_init(id, 16);
 }
 
 /* ------------------------------------------------------- simple replies */
 
+/* name and value must live as long as req (pool or response holder). */
 static void add_header(h2o_req_t *req, const char *name, size_t name_len, const char *value,
                        size_t value_len)
 {
-    h2o_add_header_by_str(&req->pool, &req->res.headers, name, name_len, 1, NULL, value,
+    h2o_add_header_by_str(&req->pool, &req->res.headers, name, name_len, 0, NULL, value,
                           value_len);
 }
 
@@ -275,11 +178,11 @@ static void send_plain(h2o_req_t *req, int status, h2o_iovec_t id, const char *m
     int n = snprintf(body, cap, "%s (request %.*s)\n", msg, (int)id.len, id.base);
     size_t len = n < 0 ? 0 : (size_t)n >= cap ? cap - 1 : (size_t)n;
     req->res.status = status;
-    req->res.reason = reason_phrase(status);
+    req->res.reason = keel_http_reason(status);
     req->res.content_length = len;
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
                    H2O_STRLIT("text/plain; charset=utf-8"));
-    add_header(req, H2O_STRLIT("x-request-id"), id.base, id.len);
+    add_header(req, H2O_STRLIT("X-Request-Id"), id.base, id.len);
     if (xname != NULL)
         add_header(req, xname, strlen(xname), xvalue, strlen(xvalue));
     if (close)
@@ -330,10 +233,10 @@ static char *arena_put(char **p, const char *s, size_t n)
 
 /* Copies everything the worker needs out of req into one allocation. */
 static job *job_new(srv *s, loop *lp, h2o_req_t *req, h2o_iovec_t id, h2o_iovec_t path,
-                    const conn *c)
+                    h2o_iovec_t q, const conn *c)
 {
-    size_t query_len = req->query_at == SIZE_MAX ? 0 : req->path.len - req->query_at - 1;
-    const char *query = req->query_at == SIZE_MAX ? "" : req->path.base + req->query_at + 1;
+    size_t query_len = q.len;
+    const char *query = q.base;
     bool has_body = req->entity.base != NULL;
     char clen[24];
     int clen_n = has_body ? snprintf(clen, sizeof clen, "%zu", req->entity.len) : 0;
@@ -490,11 +393,11 @@ static void send_response(srv *s, h2o_req_t *req, h2o_iovec_t id, keel_response 
         resp->body_len = 0;
     }
     req->res.status = status;
-    req->res.reason = reason_phrase(status);
-    add_header(req, H2O_STRLIT("x-request-id"), id.base, id.len);
+    req->res.reason = keel_http_reason(status);
+    add_header(req, H2O_STRLIT("X-Request-Id"), id.base, id.len);
     for (size_t i = 0; i < resp->nheaders; i++) {
         const keel_header *h = &resp->headers[i];
-        if (h->name_len == 0 || guest_header_dropped(h->name, h->name_len))
+        if (h->name_len == 0 || keel_http_guest_header_dropped(h->name, h->name_len))
             continue;
         add_header(req, h->name, h->name_len, h->value, h->value_len);
     }
@@ -540,6 +443,27 @@ static void on_responses(h2o_multithread_receiver_t *r, h2o_linklist_t *messages
 
 /* ------------------------------------------------------------ on_req */
 
+/* The path Keel routes on (dot segments resolved, unreserved %XX decoded,
+ * no query) and the query (without '?'). h2o 2.2 keeps an absolute-form
+ * target ("GET http://host/p?q HTTP/1.1") whole; it is reduced to its path. */
+static void target_of(h2o_req_t *req, h2o_iovec_t *path, h2o_iovec_t *query)
+{
+    h2o_iovec_t raw = req->path;
+    size_t qat = req->query_at;
+    *path = req->path_normalized;
+    if (raw.len != 0 && raw.base[0] != '/') {
+        h2o_url_t url;
+        if (h2o_url_parse(raw.base, raw.len, &url) == 0 && url.path.len != 0) {
+            size_t *norm = NULL;
+            qat = SIZE_MAX;
+            *path = h2o_url_normalize_path(&req->pool, url.path.base, url.path.len, &qat, &norm);
+            raw = url.path;
+        }
+    }
+    *query = qat == SIZE_MAX || qat >= raw.len ? h2o_iovec_init("", 0)
+                                               : h2o_iovec_init(raw.base + qat + 1, raw.len - qat - 1);
+}
+
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     srv *s = ((keel_handler *)self)->s;
@@ -550,7 +474,8 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         send_plain(req, 431, id, "request header fields too large", NULL, NULL, true);
         return 0;
     }
-    h2o_iovec_t path = req->path_normalized;
+    h2o_iovec_t path, query;
+    target_of(req, &path, &query);
     keel_route_match m;
     int rc = s->ops->match(s->hctx, req->method.base, req->method.len, path.base, path.len, &m);
     if (rc == 404) {
@@ -559,7 +484,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     }
     if (rc == 405) {
         const char *allow = allow_list(s, req, path);
-        send_plain(req, 405, id, "method not allowed", allow ? "allow" : NULL, allow, false);
+        send_plain(req, 405, id, "method not allowed", allow ? "Allow" : NULL, allow, false);
         return 0;
     }
     if (rc != 0) {
@@ -574,11 +499,11 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         return 0;
     }
     if (!s->ops->admit(s->hctx, m.component)) {
-        send_plain(req, 503, id, "component busy", "retry-after", "1", false);
+        send_plain(req, 503, id, "component busy", "Retry-After", "1", false);
         return 0;
     }
     conn *c = conn_of(req);
-    job *j = job_new(s, lp, req, id, path, c);
+    job *j = job_new(s, lp, req, id, path, query, c);
     j->match = m;
     j->kreq.deadline_ns = now_ns() + timeout;
     j->id = id;
@@ -595,7 +520,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         rl->j = NULL;
         s->ops->release(s->hctx, m.component);
         free(j);
-        send_plain(req, 503, id, "server busy", "retry-after", "1", false);
+        send_plain(req, 503, id, "server busy", "Retry-After", "1", false);
         return 0;
     }
     if (c != NULL)
@@ -764,7 +689,18 @@ static void *loop_main(void *arg)
     }
     h2o_evloop_run(lp->evloop, 0); /* let h2o finish closing sockets */
     h2o_multithread_unregister_receiver(lp->ctx.queue, &lp->responses);
+    h2o_multithread_queue_t *queue = lp->ctx.queue;
     h2o_context_dispose(&lp->ctx);
+    h2o_evloop_run(lp->evloop, 0);  /* frees the sockets dispose closed (its queue's) */
+#if H2O_LIBRARY_VERSION_MAJOR == 0 && H2O_LIBRARY_VERSION_MINOR <= 13
+    free(queue);   /* h2o 2.2's evloop h2o_multithread_destroy_queue forgets to */
+#else
+    (void)queue;
+#endif
+    /* This thread's cache of socket buffers (the cache of pool chunks is
+     * private to h2o and stays until exit). */
+    while (h2o_socket_buffer_prototype.allocator.cnt != 0)
+        free(h2o_mem_alloc_recycle(&h2o_socket_buffer_prototype.allocator, 1));
     return NULL;
 }
 
@@ -795,17 +731,18 @@ static size_t max_entity(const keel_http_host_ops *ops, void *ctx)
     return max >= SIZE_MAX - 1 ? SIZE_MAX - 1 : (size_t)max + 1;
 }
 
+/* Raises the soft open-files limit towards want (max connections plus
+ * slack); without it the default 1024 would cap connections long before
+ * KEEL_HTTP_MAX_CONNECTIONS (accept then pauses on EMFILE). */
 static void raise_nofile(size_t want)
 {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want)
         return;
-    rlim_t old = rl.rlim_cur;
     rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want ? want : rl.rlim_max;
     if (setrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < want)
         keel_log(KEEL_LOG_WARN, "http", "open files limited to %llu (hard limit); "
                  "connections beyond that wait", (unsigned long long)rl.rlim_cur);
-    (void)old;
 }
 
 static void srv_free(srv *s)
@@ -925,7 +862,9 @@ int keel_http_serve_ops(const keel_http_host_ops *ops, void *hctx, const keel_ht
                  addr.ss.ss_family == AF_INET6 ? "]" : "", addr.port, nloops, nworkers);
         if (o->ready != NULL)
             o->ready(o->ready_arg, addr.port);
-        while (!*stop)
+        /* Atomic load: *stop is written by a signal handler or, in tests,
+         * by another thread. */
+        while (!__atomic_load_n(stop, __ATOMIC_RELAXED))
             sleep_ms(KEEL_HTTP_TICK_MS / 5);
     }
 

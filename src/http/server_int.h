@@ -50,4 +50,15 @@ int keel_http_parse_listen(const char *listen, keel_http_addr *out, char *err, s
  * a->port is updated. 0, or KEEL_EIO + err with nothing left open. */
 int keel_http_bind(keel_http_addr *a, int *fds, unsigned n, char *err, size_t errlen);
 
+/* proto.c. The reason phrase of status (a generic one for unlisted codes). */
+const char *keel_http_reason(int status);
+/* Response headers a guest may not set: framing and hop-by-hop ones
+ * (Content-Length, Transfer-Encoding, Connection, Keep-Alive, Upgrade, TE,
+ * Trailer, Proxy-Connection), Date (h2o's) and X-Request-Id (Keel's). */
+bool keel_http_guest_header_dropped(const char *name, size_t len);
+/* 1..KEEL_HTTP_MAX_REQUEST_ID bytes of [A-Za-z0-9._-]. */
+bool keel_http_request_id_ok(const char *s, size_t n);
+/* splitmix64: the next value of the generator state *s. */
+uint64_t keel_http_rand64(uint64_t *s);
+
 #endif

@@ -36,9 +36,12 @@ static void oob_response(const uint8_t *payload, size_t len)
 static void grow(const uint8_t *payload, size_t len)
 {
     (void)payload; (void)len;
-    for (;;)
-        if (!malloc(1 << 20))
+    static void *volatile keep;   /* so the compiler cannot drop the mallocs */
+    for (;;) {
+        keep = malloc(1 << 20);
+        if (!keep)
             __builtin_trap();
+    }
 }
 
 KEEL_INIT

@@ -5,7 +5,7 @@
  * Fake routes: /hello GET|HEAD -> 200 "hi"; /slow -> sleeps 200 ms, 200;
  * /big -> echoes the body (limits.body 1024); /busy -> admit refuses;
  * /hdrs -> sets framing headers a guest may not set; /nocontent -> 204;
- * /meta -> "METHOD PATH QUERY REMOTE HOST PROTOCOL ID". */
+ * /meta -> "METHOD PATH QUERY REMOTE HOST PROTOCOL ID"; /late -> timeout 1 ns. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -30,14 +30,15 @@
 
 /* ------------------------------------------------------------ fake host */
 
-enum { C_HELLO, C_SLOW, C_BIG, C_BUSY, C_HDRS, C_NOCONTENT, C_META, C_COUNT };
+enum { C_HELLO, C_SLOW, C_BIG, C_BUSY, C_HDRS, C_NOCONTENT, C_META, C_LATE, C_COUNT };
 
 static keel_component_cfg fake_cfg[C_COUNT];
 static atomic_int fake_admits, fake_releases, fake_handled;
 
 static void fake_init(void)
 {
-    static char *names[C_COUNT] = { "hello", "slow", "big", "busy", "hdrs", "nocontent", "meta" };
+    static char *names[C_COUNT] = { "hello", "slow", "big", "busy", "hdrs", "nocontent", "meta",
+                                    "late" };
     for (int i = 0; i < C_COUNT; i++) {
         fake_cfg[i].name = names[i];
         fake_cfg[i].limits.body = 1u << 20;
@@ -45,6 +46,7 @@ static void fake_init(void)
         fake_cfg[i].limits.concurrency = 64;
     }
     fake_cfg[C_BIG].limits.body = 1024;
+    fake_cfg[C_LATE].limits.timeout_ns = 1;   /* past before any worker picks it up */
 }
 
 static int fake_match(void *ctx, const char *method, size_t method_len, const char *path,
@@ -52,7 +54,7 @@ static int fake_match(void *ctx, const char *method, size_t method_len, const ch
 {
     (void)ctx;
     static const char *const paths[C_COUNT] = { "/hello", "/slow", "/big", "/busy", "/hdrs",
-                                                "/nocontent", "/meta" };
+                                                "/nocontent", "/meta", "/late" };
     for (size_t i = 0; i < C_COUNT; i++) {
         if (path_len != strlen(paths[i]) || memcmp(path, paths[i], path_len) != 0)
             continue;
@@ -235,7 +237,7 @@ static server *server_start(unsigned max_conns, unsigned header_timeout_ms)
 static int server_stop(server *sv, uint64_t *took_ms)
 {
     uint64_t t0 = now_ms();
-    sv->stop = 1;
+    __atomic_store_n(&sv->stop, 1, __ATOMIC_RELAXED);
     pthread_join(sv->th, NULL);
     if (took_ms)
         *took_ms = now_ms() - t0;
@@ -527,6 +529,19 @@ static void busy_503(void **state)
     assert_non_null(hdr(&r, "x-request-id", v, sizeof v));
 }
 
+static void deadline_while_queued(void **state)
+{
+    (void)state;
+    int handled = atomic_load(&fake_handled);
+    resp r;
+    char v[64];
+    assert_int_equal(roundtrip(atomic_load(&shared->port), "GET /late HTTP/1.1\r\n\r\n", &r), 0);
+    assert_int_equal(r.status, 504);
+    assert_non_null(hdr(&r, "x-request-id", v, sizeof v));
+    assert_non_null(strstr(r.body, v));
+    assert_int_equal(atomic_load(&fake_handled), handled);   /* never ran */
+}
+
 static void oversized_headers(void **state)
 {
     (void)state;
@@ -725,6 +740,11 @@ static void request_metadata(void **state)
     assert_int_equal(roundtrip(port, "GET /x/../meta HTTP/1.0\r\nX-Request-Id: m2\r\n\r\n", &r), 0);
     assert_int_equal(r.status, 200);
     assert_string_equal(r.body, "GET /meta  127.0.0.1 - HTTP/1.0 m2");
+    /* absolute-form target; unreserved %XX decoded for routing */
+    assert_int_equal(roundtrip(port, "GET http://h.test/m%65ta?q=1 HTTP/1.1\r\nHost: h.test\r\n"
+                                     "X-Request-Id: m3\r\n\r\n", &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "GET /meta q=1 127.0.0.1 h.test HTTP/1.1 m3");
 }
 
 static void slowloris_cut(void **state)
@@ -778,7 +798,7 @@ static void clean_stop(void **state)
     cl_sends(busy, "GET /slow HTTP/1.1\r\n\r\n");
     usleep(30 * 1000);
     uint64_t t0 = now_ms();
-    sv->stop = 1;
+    __atomic_store_n(&sv->stop, 1, __ATOMIC_RELAXED);
     /* the request in flight completes, and its connection then closes */
     assert_int_equal(cl_read(busy, &r, false), 0);
     assert_int_equal(r.status, 200);
@@ -890,6 +910,7 @@ int main(void)
         cmocka_unit_test(not_found_and_method),
         cmocka_unit_test(body_limits),
         cmocka_unit_test(busy_503),
+        cmocka_unit_test(deadline_while_queued),
         cmocka_unit_test(oversized_headers),
         cmocka_unit_test(keep_alive),
         cmocka_unit_test(pipelined),
