@@ -22,6 +22,10 @@ UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 GUEST_SRC := $(sort $(wildcard tests/guests/*.c tests/hostile/*.c))
 GUEST_WASM := $(patsubst tests/%.c,$(BUILD)/%.wasm,$(GUEST_SRC))
+COMPONENT_SRC  := $(sort $(wildcard tests/components/*.c))
+COMPONENT_WASM := $(COMPONENT_SRC:tests/components/%.c=$(BUILD)/components/%.wasm)
+# Test components built as WASI commands; the others are reactors.
+COMMAND_COMPONENTS := command cgi_env bad_cgi
 WAT_SRC  := $(sort $(wildcard tests/wat/*.wat))
 WAT_WASM := $(WAT_SRC:tests/wat/%.wat=$(BUILD)/wat/%.wasm)
 
@@ -67,12 +71,16 @@ $(BUILD)/hostile/%.wasm: tests/hostile/%.c
 	@mkdir -p $(dir $@)
 	$(WASM_CC) $(WASM_CFLAGS) $< -o $@
 
+$(BUILD)/components/%.wasm: tests/components/%.c sdk/c/keel.h
+	@mkdir -p $(dir $@)
+	$(WASM_CC) $(WASM_CFLAGS) $(if $(filter $*,$(COMMAND_COMPONENTS)),,-mexec-model=reactor) -Isdk/c $< -o $@
+
 $(BUILD)/wat/%.wasm: tests/wat/%.wat
 	@mkdir -p $(dir $@)
 	wat2wasm $< -o $@
 
 unit: $(UNIT_BIN)
-guests: $(GUEST_WASM) $(WAT_WASM)
+guests: $(GUEST_WASM) $(WAT_WASM) $(COMPONENT_WASM)
 
 test: deps
 	@$(MAKE) --no-print-directory all unit guests

@@ -14,6 +14,8 @@ failed=0
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 
+export KEEL_TEST_COMPONENTS="$root/$build/components"
+
 # C unit tests (cmocka): one binary per file.
 for t in "$build"/tests/test_*; do
   [ -x "$t" ] || continue

@@ -841,11 +841,17 @@ int keel_http_serve_ops(const keel_http_host_ops *ops, void *hctx, const keel_ht
     sigaddset(&block, SIGTERM);
     sigaddset(&block, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &block, &old);
+    /* Workers run guest code, nested component calls included: give them
+     * a stack of a known size whatever RLIMIT_STACK says. */
+    pthread_attr_t wattr;
+    pthread_attr_init(&wattr);
+    pthread_attr_setstacksize(&wattr, KEEL_HTTP_WORKER_STACK_BYTES);
     for (unsigned i = 0; i < nworkers; i++) {
-        if (pthread_create(&s->workers[i], NULL, worker_main, s) != 0)
+        if (pthread_create(&s->workers[i], &wattr, worker_main, s) != 0)
             break;
         s->workers_started++;
     }
+    pthread_attr_destroy(&wattr);
     for (unsigned i = 0; i < nloops && s->workers_started == nworkers; i++) {
         if (pthread_create(&s->loops[i].thread, NULL, loop_main, &s->loops[i]) != 0)
             break;
@@ -857,7 +863,7 @@ int keel_http_serve_ops(const keel_http_host_ops *ops, void *hctx, const keel_ht
     if (s->workers_started != nworkers || s->loops_started != nloops) {
         rc = keel_err(err, errlen, KEEL_ENOMEM, "cannot start HTTP threads");
     } else {
-        keel_log(KEEL_LOG_INFO, "http", "listening on %s%s%s:%d (%u loops, %u workers)",
+        keel_log(KEEL_LOG_INFO, "http", "listening on http://%s%s%s:%d (%u loops, %u workers)",
                  addr.ss.ss_family == AF_INET6 ? "[" : "", addr.host,
                  addr.ss.ss_family == AF_INET6 ? "]" : "", addr.port, nloops, nworkers);
         if (o->ready != NULL)

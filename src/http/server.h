@@ -33,6 +33,7 @@
 #define KEEL_HTTP_HEADER_TIMEOUT_MS 10000u             /* slow clients cut off */
 #define KEEL_HTTP_IDLE_TIMEOUT_MS 30000u               /* idle keep-alive */
 #define KEEL_HTTP_MAX_CONNECTIONS 10000u
+#define KEEL_HTTP_WORKER_STACK_BYTES (8u << 20)         /* guest threads */
 /* h2o 2.2 has one HTTP/1 timer, armed when a connection starts waiting for
  * a request and disarmed when head and body are in: the time a keep-alive
  * connection may idle plus the time to send the next request. Keel sets it
