@@ -13,8 +13,6 @@
  * callback: if h2o frees the request first, the callback (loop thread)
  * clears job->req and the response is dropped when it arrives. Everything
  * that touches job->req runs on the owning loop thread, so no lock. */
-#define H2O_USE_EPOLL 1
-#include <h2o.h>
 
 #include <errno.h>
 #include <inttypes.h>
@@ -30,86 +28,9 @@
 #include <time.h>
 
 #include "base/errors.h"
-#include "http/server_int.h"
 #include "obs/log.h"
 
-enum { PHASE_RUN = 0, PHASE_DRAIN, PHASE_STOP, PHASE_ABANDON };
-
-typedef struct srv srv;
-typedef struct loop loop;
-typedef struct job job;
-
-typedef struct conn {
-    h2o_linklist_t link;          /* in loop->conns */
-    loop *lp;
-    h2o_socket_t *sock;
-    int fd;
-    bool busy;                    /* a request of this connection is with a worker */
-    bool shut;                    /* shut down while draining */
-    char remote[INET6_ADDRSTRLEN];
-} conn;
-
-typedef struct req_link {         /* lives in the h2o request pool */
-    job *j;
-} req_link;
-
-struct job {
-    h2o_multithread_message_t msg; /* the loop's queue links through this */
-    loop *lp;
-    h2o_req_t *req;               /* NULL once h2o disposed the request */
-    req_link *rl;
-    conn *c;
-    h2o_iovec_t id;               /* in the request pool */
-    keel_route_match match;
-    keel_request kreq;
-    keel_response resp;
-    _Alignas(max_align_t) char arena[]; /* headers array, then strings, then body */
-};
-
-typedef struct resp_holder {      /* in the request pool: frees the response with it */
-    srv *s;
-    keel_response resp;
-} resp_holder;
-
-struct loop {
-    srv *s;
-    pthread_t thread;
-    h2o_evloop_t *evloop;
-    h2o_context_t ctx;
-    h2o_accept_ctx_t actx;
-    h2o_multithread_receiver_t responses;
-    int listen_fd;
-    h2o_socket_t *listener;
-    bool accepting, listener_closed, full_logged;
-    uint64_t resume_at_ns;        /* accept paused after EMFILE until then */
-    h2o_linklist_t conns;
-    uint64_t rng;
-};
-
-typedef struct keel_handler {
-    h2o_handler_t super;
-    srv *s;
-} keel_handler;
-
-struct srv {
-    const keel_http_host_ops *ops;
-    void *hctx;
-    h2o_globalconf_t conf;
-    keel_http_addr addr;
-    unsigned nloops, nworkers;
-    loop *loops;
-    pthread_t *workers;
-    unsigned workers_started, loops_started;
-    size_t max_conns;
-    pthread_mutex_t qmu;
-    pthread_cond_t qcv;
-    job **q;
-    size_t qhead, qlen;
-    bool qquit;
-    atomic_int phase;
-    atomic_size_t nconns;
-    atomic_size_t inflight;       /* admitted, response not yet handled by its loop */
-};
+#include "http/srv_int.h"
 
 /* LeakSanitizer: h2o keeps per-thread caches of pool chunks (private to
  * libh2o) that die with each loop thread; they are not Keel's leaks. Only
@@ -120,30 +41,6 @@ __attribute__((visibility("default"))) const char *__lsan_default_suppressions(v
     return "leak:h2o_mem_alloc_recycle\n";
 }
 
-/* ---------------------------------------------------------------- utils */
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static void sleep_ms(unsigned ms)
-{
-    struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
-    nanosleep(&ts, NULL);
-}
-
-static void *xmalloc(size_t n)
-{
-    void *p = malloc(n);
-    if (p == NULL) {
-        keel_log(KEEL_LOG_ERROR, "http", "out of memory (%zu bytes)", n);
-        abort();
-    }
-    return p;
-}
 
 /* The request id, NUL-terminated in the request pool. */
 static h2o_iovec_t request_id(loop *lp, h2o_req_t *req)
@@ -220,154 +117,6 @@ static size_t head_bytes(const h2o_req_t *req)
 
 static conn *conn_of(h2o_req_t *req);
 static void on_conn_close(void *data);
-
-static char *arena_put(char **p, const char *s, size_t n)
-{
-    char *d = *p;
-    if (n)
-        memcpy(d, s, n);
-    d[n] = '\0';
-    *p += n + 1;
-    return d;
-}
-
-/* Copies everything the worker needs out of req into one allocation. */
-static job *job_new(srv *s, loop *lp, h2o_req_t *req, h2o_iovec_t id, h2o_iovec_t path,
-                    h2o_iovec_t q, const conn *c)
-{
-    size_t query_len = q.len;
-    const char *query = q.base;
-    bool has_body = req->entity.base != NULL;
-    char clen[24];
-    int clen_n = has_body ? snprintf(clen, sizeof clen, "%zu", req->entity.len) : 0;
-    const char *remote = c != NULL ? c->remote : "";
-
-    /* h2o puts Host in input.authority, or the hostconf's name when the
-     * request had none (HTTP/1.0). */
-    bool has_host = req->input.authority.len != 0 &&
-                    req->input.authority.base != req->hostconf->authority.hostport.base;
-    size_t nh = req->headers.size + (has_host ? 1 : 0) + (has_body ? 1 : 0);
-    size_t bytes = nh * sizeof(keel_header);
-    bytes += req->method.len + 1 + path.len + 1 + query_len + 1 + id.len + 1 +
-             strlen(remote) + 1 + (has_body ? req->entity.len + 1 : 0);
-    for (size_t i = 0; i < req->headers.size; i++)
-        bytes += req->headers.entries[i].name->len + req->headers.entries[i].value.len + 2;
-    bytes += sizeof "host" + req->input.authority.len + 1;
-    bytes += sizeof "content-length" + (size_t)clen_n + 1;
-
-    job *j = xmalloc(sizeof *j + bytes);
-    memset(j, 0, sizeof *j);
-    j->lp = lp;
-    keel_header *hs = (keel_header *)j->arena;
-    char *p = j->arena + nh * sizeof(keel_header);
-    keel_request *k = &j->kreq;
-    k->method = arena_put(&p, req->method.base, req->method.len);
-    k->method_len = req->method.len;
-    k->path = arena_put(&p, path.base, path.len);
-    k->path_len = path.len;
-    k->query = arena_put(&p, query, query_len);
-    k->query_len = query_len;
-    k->request_id = arena_put(&p, id.base, id.len);
-    k->remote_addr = arena_put(&p, remote, strlen(remote));
-    size_t h = 0;
-    if (has_host) {
-        hs[h].name = arena_put(&p, "host", 4);
-        hs[h].name_len = 4;
-        hs[h].value = arena_put(&p, req->input.authority.base, req->input.authority.len);
-        hs[h].value_len = req->input.authority.len;
-        h++;
-    }
-    if (has_body) {
-        hs[h].name = arena_put(&p, "content-length", 14);
-        hs[h].name_len = 14;
-        hs[h].value = arena_put(&p, clen, (size_t)clen_n);
-        hs[h].value_len = (size_t)clen_n;
-        h++;
-    }
-    for (size_t i = 0; i < req->headers.size; i++, h++) {
-        const h2o_header_t *e = &req->headers.entries[i];
-        hs[h].name = arena_put(&p, e->name->base, e->name->len);
-        hs[h].name_len = e->name->len;
-        hs[h].value = arena_put(&p, e->value.base, e->value.len);
-        hs[h].value_len = e->value.len;
-    }
-    k->headers = hs;
-    k->nheaders = h;
-    if (has_body) {
-        k->body = arena_put(&p, req->entity.base, req->entity.len);
-        k->body_len = req->entity.len;
-    } else {
-        k->body = "";
-    }
-    k->server_name = s->addr.host;
-    k->server_port = s->addr.port;
-    k->protocol = req->version >= 0x101 ? "HTTP/1.1" : "HTTP/1.0";
-    return j;
-}
-
-static void on_req_dispose(void *p)
-{
-    req_link *rl = p;
-    if (rl->j != NULL) {          /* request gone while its job is out */
-        rl->j->req = NULL;
-        rl->j->c = NULL;
-        rl->j->rl = NULL;
-    }
-}
-
-static bool queue_push(srv *s, job *j)
-{
-    pthread_mutex_lock(&s->qmu);
-    bool ok = s->qlen < KEEL_HTTP_QUEUE_DEPTH;
-    if (ok) {
-        s->q[(s->qhead + s->qlen) % KEEL_HTTP_QUEUE_DEPTH] = j;
-        s->qlen++;
-        pthread_cond_signal(&s->qcv);
-    }
-    pthread_mutex_unlock(&s->qmu);
-    return ok;
-}
-
-static job *queue_pop(srv *s)
-{
-    pthread_mutex_lock(&s->qmu);
-    while (s->qlen == 0 && !s->qquit)
-        pthread_cond_wait(&s->qcv, &s->qmu);
-    job *j = NULL;
-    if (s->qlen) {
-        j = s->q[s->qhead];
-        s->qhead = (s->qhead + 1) % KEEL_HTTP_QUEUE_DEPTH;
-        s->qlen--;
-    }
-    pthread_mutex_unlock(&s->qmu);
-    return j;
-}
-
-/* A response the worker makes itself, freeable by response_free. */
-static void own_response(keel_response *r, int status, const char *msg, const char *id)
-{
-    memset(r, 0, sizeof *r);
-    r->status = status;
-    size_t cap = strlen(msg) + strlen(id) + 32;
-    r->body = xmalloc(cap);
-    int n = snprintf(r->body, cap, "%s (request %s)\n", msg, id);
-    r->body_len = n < 0 ? 0 : (size_t)n >= cap ? cap - 1 : (size_t)n;
-}
-
-static void *worker_main(void *arg)
-{
-    srv *s = arg;
-    job *j;
-    while ((j = queue_pop(s)) != NULL) {
-        if (now_ns() >= j->kreq.deadline_ns)
-            own_response(&j->resp, 504, "deadline passed while queued", j->kreq.request_id);
-        else
-            s->ops->handle(s->hctx, &j->match, &j->kreq, &j->resp);
-        s->ops->release(s->hctx, j->match.component);
-        h2o_multithread_send_message(&j->lp->responses, &j->msg);
-    }
-    return NULL;
-}
 
 /* ------------------------------------------------------------ responses */
 
@@ -503,19 +252,19 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         return 0;
     }
     conn *c = conn_of(req);
-    job *j = job_new(s, lp, req, id, path, query, c);
+    job *j = http_job_new(s, lp, req, id, path, query, c);
     j->match = m;
-    j->kreq.deadline_ns = now_ns() + timeout;
+    j->kreq.deadline_ns = http_now_ns() + timeout;
     j->id = id;
     /* The worker reads only kreq and match, and writes only resp; req, rl
      * and c belong to this loop thread. */
-    req_link *rl = h2o_mem_alloc_shared(&req->pool, sizeof *rl, on_req_dispose);
+    req_link *rl = h2o_mem_alloc_shared(&req->pool, sizeof *rl, http_on_req_dispose);
     rl->j = j;
     j->rl = rl;
     j->req = req;
     j->c = c;
     atomic_fetch_add(&s->inflight, 1);
-    if (!queue_push(s, j)) {
+    if (!http_queue_push(s, j)) {
         atomic_fetch_sub(&s->inflight, 1);
         rl->j = NULL;
         s->ops->release(s->hctx, m.component);
@@ -596,7 +345,7 @@ static void on_accept(h2o_socket_t *listener, const char *err)
                 keel_log(KEEL_LOG_WARN, "http", "accept: %s; pausing %u ms", strerror(errno),
                          KEEL_HTTP_TICK_MS);
                 accept_pause(lp);
-                lp->resume_at_ns = now_ns() + KEEL_HTTP_TICK_MS * 1000000ull;
+                lp->resume_at_ns = http_now_ns() + KEEL_HTTP_TICK_MS * 1000000ull;
                 return;
             }
             if (errno == EAGAIN || errno == EWOULDBLOCK)
@@ -633,7 +382,7 @@ static void loop_tick(loop *lp)
     srv *s = lp->s;
     int phase = atomic_load(&s->phase);
     if (phase == PHASE_RUN) {
-        if (lp->resume_at_ns != 0 && now_ns() >= lp->resume_at_ns)
+        if (lp->resume_at_ns != 0 && http_now_ns() >= lp->resume_at_ns)
             lp->resume_at_ns = 0;
         if (!lp->accepting && lp->resume_at_ns == 0 && atomic_load(&s->nconns) < s->max_conns)
             accept_resume(lp);
@@ -778,7 +527,7 @@ int keel_http_serve_ops(const keel_http_host_ops *ops, void *hctx, const keel_ht
         return rc;
     unsigned nloops = clamp_u(o->loops, cores(), KEEL_HTTP_MAX_LOOPS);
     unsigned nworkers = clamp_u(o->workers, 2 * cores(), KEEL_HTTP_MAX_WORKERS);
-    int *fds = xmalloc(nloops * sizeof *fds);
+    int *fds = http_xmalloc(nloops * sizeof *fds);
     rc = keel_http_bind(&addr, fds, nloops, err, errlen);
     if (rc != 0) {
         free(fds);
@@ -798,7 +547,7 @@ int keel_http_serve_ops(const keel_http_host_ops *ops, void *hctx, const keel_ht
     raise_nofile(s->max_conns + 64 + nloops * 2);
     pthread_mutex_init(&s->qmu, NULL);
     pthread_cond_init(&s->qcv, NULL);
-    s->q = xmalloc(KEEL_HTTP_QUEUE_DEPTH * sizeof *s->q);
+    s->q = http_xmalloc(KEEL_HTTP_QUEUE_DEPTH * sizeof *s->q);
     atomic_init(&s->phase, PHASE_RUN);
     atomic_init(&s->nconns, 0);
     atomic_init(&s->inflight, 0);
@@ -822,7 +571,7 @@ int keel_http_serve_ops(const keel_http_host_ops *ops, void *hctx, const keel_ht
         abort();
     uint64_t seed;
     if (getrandom(&seed, sizeof seed, 0) != (ssize_t)sizeof seed)
-        seed = now_ns() ^ (uint64_t)getpid() << 32;
+        seed = http_now_ns() ^ (uint64_t)getpid() << 32;
     for (unsigned i = 0; i < nloops; i++) {
         loop *lp = &s->loops[i];
         lp->s = s;
@@ -847,7 +596,7 @@ int keel_http_serve_ops(const keel_http_host_ops *ops, void *hctx, const keel_ht
     pthread_attr_init(&wattr);
     pthread_attr_setstacksize(&wattr, KEEL_HTTP_WORKER_STACK_BYTES);
     for (unsigned i = 0; i < nworkers; i++) {
-        if (pthread_create(&s->workers[i], &wattr, worker_main, s) != 0)
+        if (pthread_create(&s->workers[i], &wattr, http_worker_main, s) != 0)
             break;
         s->workers_started++;
     }
@@ -871,14 +620,14 @@ int keel_http_serve_ops(const keel_http_host_ops *ops, void *hctx, const keel_ht
         /* Atomic load: *stop is written by a signal handler or, in tests,
          * by another thread. */
         while (!__atomic_load_n(stop, __ATOMIC_RELAXED))
-            sleep_ms(KEEL_HTTP_TICK_MS / 5);
+            http_sleep_ms(KEEL_HTTP_TICK_MS / 5);
     }
 
     /* Drain: loops close listeners and idle connections; wait for the rest. */
     atomic_store(&s->phase, PHASE_DRAIN);
-    uint64_t give_up = now_ns() + KEEL_HTTP_DRAIN_TIMEOUT_MS * 1000000ull;
-    while ((atomic_load(&s->inflight) || atomic_load(&s->nconns)) && now_ns() < give_up)
-        sleep_ms(10);
+    uint64_t give_up = http_now_ns() + KEEL_HTTP_DRAIN_TIMEOUT_MS * 1000000ull;
+    while ((atomic_load(&s->inflight) || atomic_load(&s->nconns)) && http_now_ns() < give_up)
+        http_sleep_ms(10);
     size_t left_req = atomic_load(&s->inflight), left_conn = atomic_load(&s->nconns);
     bool clean = left_req == 0 && left_conn == 0;
     atomic_store(&s->phase, clean ? PHASE_STOP : PHASE_ABANDON);

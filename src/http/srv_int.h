@@ -1,0 +1,106 @@
+/* srv_int.h — the server's threads and their shared records, private to
+ * src/http (server.c: loops and connections; worker.c: the job queue and
+ * the worker threads). See server.c's header comment for the model. */
+#ifndef KEEL_HTTP_SRV_INT_H
+#define KEEL_HTTP_SRV_INT_H
+
+#define H2O_USE_EPOLL 1
+#include <h2o.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "http/server_int.h"
+
+enum { PHASE_RUN = 0, PHASE_DRAIN, PHASE_STOP, PHASE_ABANDON };
+
+typedef struct srv srv;
+typedef struct loop loop;
+typedef struct job job;
+
+typedef struct conn {
+    h2o_linklist_t link;          /* in loop->conns */
+    loop *lp;
+    h2o_socket_t *sock;
+    int fd;
+    bool busy;                    /* a request of this connection is with a worker */
+    bool shut;                    /* shut down while draining */
+    char remote[INET6_ADDRSTRLEN];
+} conn;
+
+typedef struct req_link {         /* lives in the h2o request pool */
+    job *j;
+} req_link;
+
+struct job {
+    h2o_multithread_message_t msg; /* the loop's queue links through this */
+    loop *lp;
+    h2o_req_t *req;               /* NULL once h2o disposed the request */
+    req_link *rl;
+    conn *c;
+    h2o_iovec_t id;               /* in the request pool */
+    keel_route_match match;
+    keel_request kreq;
+    keel_response resp;
+    _Alignas(max_align_t) char arena[]; /* headers array, then strings, then body */
+};
+
+typedef struct resp_holder {      /* in the request pool: frees the response with it */
+    srv *s;
+    keel_response resp;
+} resp_holder;
+
+struct loop {
+    srv *s;
+    pthread_t thread;
+    h2o_evloop_t *evloop;
+    h2o_context_t ctx;
+    h2o_accept_ctx_t actx;
+    h2o_multithread_receiver_t responses;
+    int listen_fd;
+    h2o_socket_t *listener;
+    bool accepting, listener_closed, full_logged;
+    uint64_t resume_at_ns;        /* accept paused after EMFILE until then */
+    h2o_linklist_t conns;
+    uint64_t rng;
+};
+
+typedef struct keel_handler {
+    h2o_handler_t super;
+    srv *s;
+} keel_handler;
+
+struct srv {
+    const keel_http_host_ops *ops;
+    void *hctx;
+    h2o_globalconf_t conf;
+    keel_http_addr addr;
+    unsigned nloops, nworkers;
+    loop *loops;
+    pthread_t *workers;
+    unsigned workers_started, loops_started;
+    size_t max_conns;
+    pthread_mutex_t qmu;
+    pthread_cond_t qcv;
+    job **q;
+    size_t qhead, qlen;
+    bool qquit;
+    atomic_int phase;
+    atomic_size_t nconns;
+    atomic_size_t inflight;       /* admitted, response not yet handled by its loop */
+};
+
+/* worker.c */
+uint64_t http_now_ns(void);
+void http_sleep_ms(unsigned ms);
+void *http_xmalloc(size_t n);      /* aborts (with a log line) when out of memory */
+job *http_job_new(srv *s, loop *lp, h2o_req_t *req, h2o_iovec_t id, h2o_iovec_t path,
+                  h2o_iovec_t q, const conn *c);
+bool http_queue_push(srv *s, job *j);
+void *http_worker_main(void *arg);
+/* Dispose callback of the request-pool link: the request is gone. */
+void http_on_req_dispose(void *p);
+
+#endif

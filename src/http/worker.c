@@ -1,0 +1,184 @@
+/* worker.c — the job queue and the worker threads that run guest code.
+ * A job is the request copied out of h2o on its loop thread; a worker pops
+ * it, runs the host and posts the job back to the loop (server.c sends the
+ * response). Also small utilities shared by the server files. */
+#include "http/srv_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "obs/log.h"
+
+uint64_t http_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+void http_sleep_ms(unsigned ms)
+{
+    struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
+    nanosleep(&ts, NULL);
+}
+
+void *http_xmalloc(size_t n)
+{
+    void *p = malloc(n);
+    if (p == NULL) {
+        keel_log(KEEL_LOG_ERROR, "http", "out of memory (%zu bytes)", n);
+        abort();
+    }
+    return p;
+}
+
+static char *arena_put(char **p, const char *s, size_t n)
+{
+    char *d = *p;
+    if (n)
+        memcpy(d, s, n);
+    d[n] = '\0';
+    *p += n + 1;
+    return d;
+}
+
+/* Copies everything the worker needs out of req into one allocation. */
+job *http_job_new(srv *s, loop *lp, h2o_req_t *req, h2o_iovec_t id, h2o_iovec_t path,
+                    h2o_iovec_t q, const conn *c)
+{
+    size_t query_len = q.len;
+    const char *query = q.base;
+    bool has_body = req->entity.base != NULL;
+    char clen[24];
+    int clen_n = has_body ? snprintf(clen, sizeof clen, "%zu", req->entity.len) : 0;
+    const char *remote = c != NULL ? c->remote : "";
+
+    /* h2o puts Host in input.authority, or the hostconf's name when the
+     * request had none (HTTP/1.0). */
+    bool has_host = req->input.authority.len != 0 &&
+                    req->input.authority.base != req->hostconf->authority.hostport.base;
+    size_t nh = req->headers.size + (has_host ? 1 : 0) + (has_body ? 1 : 0);
+    size_t bytes = nh * sizeof(keel_header);
+    bytes += req->method.len + 1 + path.len + 1 + query_len + 1 + id.len + 1 +
+             strlen(remote) + 1 + (has_body ? req->entity.len + 1 : 0);
+    for (size_t i = 0; i < req->headers.size; i++)
+        bytes += req->headers.entries[i].name->len + req->headers.entries[i].value.len + 2;
+    bytes += sizeof "host" + req->input.authority.len + 1;
+    bytes += sizeof "content-length" + (size_t)clen_n + 1;
+
+    job *j = http_xmalloc(sizeof *j + bytes);
+    memset(j, 0, sizeof *j);
+    j->lp = lp;
+    keel_header *hs = (keel_header *)j->arena;
+    char *p = j->arena + nh * sizeof(keel_header);
+    keel_request *k = &j->kreq;
+    k->method = arena_put(&p, req->method.base, req->method.len);
+    k->method_len = req->method.len;
+    k->path = arena_put(&p, path.base, path.len);
+    k->path_len = path.len;
+    k->query = arena_put(&p, query, query_len);
+    k->query_len = query_len;
+    k->request_id = arena_put(&p, id.base, id.len);
+    k->remote_addr = arena_put(&p, remote, strlen(remote));
+    size_t h = 0;
+    if (has_host) {
+        hs[h].name = arena_put(&p, "host", 4);
+        hs[h].name_len = 4;
+        hs[h].value = arena_put(&p, req->input.authority.base, req->input.authority.len);
+        hs[h].value_len = req->input.authority.len;
+        h++;
+    }
+    if (has_body) {
+        hs[h].name = arena_put(&p, "content-length", 14);
+        hs[h].name_len = 14;
+        hs[h].value = arena_put(&p, clen, (size_t)clen_n);
+        hs[h].value_len = (size_t)clen_n;
+        h++;
+    }
+    for (size_t i = 0; i < req->headers.size; i++, h++) {
+        const h2o_header_t *e = &req->headers.entries[i];
+        hs[h].name = arena_put(&p, e->name->base, e->name->len);
+        hs[h].name_len = e->name->len;
+        hs[h].value = arena_put(&p, e->value.base, e->value.len);
+        hs[h].value_len = e->value.len;
+    }
+    k->headers = hs;
+    k->nheaders = h;
+    if (has_body) {
+        k->body = arena_put(&p, req->entity.base, req->entity.len);
+        k->body_len = req->entity.len;
+    } else {
+        k->body = "";
+    }
+    k->server_name = s->addr.host;
+    k->server_port = s->addr.port;
+    k->protocol = req->version >= 0x101 ? "HTTP/1.1" : "HTTP/1.0";
+    return j;
+}
+
+void http_on_req_dispose(void *p)
+{
+    req_link *rl = p;
+    if (rl->j != NULL) {          /* request gone while its job is out */
+        rl->j->req = NULL;
+        rl->j->c = NULL;
+        rl->j->rl = NULL;
+    }
+}
+
+bool http_queue_push(srv *s, job *j)
+{
+    pthread_mutex_lock(&s->qmu);
+    bool ok = s->qlen < KEEL_HTTP_QUEUE_DEPTH;
+    if (ok) {
+        s->q[(s->qhead + s->qlen) % KEEL_HTTP_QUEUE_DEPTH] = j;
+        s->qlen++;
+        pthread_cond_signal(&s->qcv);
+    }
+    pthread_mutex_unlock(&s->qmu);
+    return ok;
+}
+
+static job *queue_pop(srv *s)
+{
+    pthread_mutex_lock(&s->qmu);
+    while (s->qlen == 0 && !s->qquit)
+        pthread_cond_wait(&s->qcv, &s->qmu);
+    job *j = NULL;
+    if (s->qlen) {
+        j = s->q[s->qhead];
+        s->qhead = (s->qhead + 1) % KEEL_HTTP_QUEUE_DEPTH;
+        s->qlen--;
+    }
+    pthread_mutex_unlock(&s->qmu);
+    return j;
+}
+
+/* A response the worker makes itself, freeable by response_free. */
+static void own_response(keel_response *r, int status, const char *msg, const char *id)
+{
+    memset(r, 0, sizeof *r);
+    r->status = status;
+    size_t cap = strlen(msg) + strlen(id) + 32;
+    r->body = http_xmalloc(cap);
+    int n = snprintf(r->body, cap, "%s (request %s)\n", msg, id);
+    r->body_len = n < 0 ? 0 : (size_t)n >= cap ? cap - 1 : (size_t)n;
+}
+
+void *http_worker_main(void *arg)
+{
+    srv *s = arg;
+    job *j;
+    while ((j = queue_pop(s)) != NULL) {
+        if (http_now_ns() >= j->kreq.deadline_ns)
+            own_response(&j->resp, 504, "deadline passed while queued", j->kreq.request_id);
+        else
+            s->ops->handle(s->hctx, &j->match, &j->kreq, &j->resp);
+        s->ops->release(s->hctx, j->match.component);
+        h2o_multithread_send_message(&j->lp->responses, &j->msg);
+    }
+    return NULL;
+}
+
