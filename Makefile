@@ -26,6 +26,10 @@ COMPONENT_SRC  := $(sort $(wildcard tests/components/*.c))
 COMPONENT_WASM := $(COMPONENT_SRC:tests/components/%.c=$(BUILD)/components/%.wasm)
 # Test components built as WASI commands; the others are reactors.
 COMMAND_COMPONENTS := command cgi_env bad_cgi
+# examples/shop: waPC components are WASI reactors; legacy (WAGI) is a command.
+SHOP_WAPC := gateway catalog cart auth
+SHOP_WAGI := legacy
+SHOP_WASM := $(patsubst %,$(BUILD)/shop/%.wasm,$(SHOP_WAPC) $(SHOP_WAGI))
 WAT_SRC  := $(sort $(wildcard tests/wat/*.wat))
 WAT_WASM := $(WAT_SRC:tests/wat/%.wat=$(BUILD)/wat/%.wasm)
 
@@ -75,12 +79,16 @@ $(BUILD)/components/%.wasm: tests/components/%.c sdk/c/keel.h
 	@mkdir -p $(dir $@)
 	$(WASM_CC) $(WASM_CFLAGS) $(if $(filter $*,$(COMMAND_COMPONENTS)),,-mexec-model=reactor) -Isdk/c $< -o $@
 
+$(BUILD)/shop/%.wasm: examples/shop/%.c examples/shop/shop.h sdk/c/keel.h
+	@mkdir -p $(dir $@)
+	$(WASM_CC) $(WASM_CFLAGS) $(if $(filter $*,$(SHOP_WAGI)),,-mexec-model=reactor) -Isdk/c $< -o $@
+
 $(BUILD)/wat/%.wasm: tests/wat/%.wat
 	@mkdir -p $(dir $@)
 	wat2wasm $< -o $@
 
 unit: $(UNIT_BIN)
-guests: $(GUEST_WASM) $(WAT_WASM) $(COMPONENT_WASM)
+guests: $(GUEST_WASM) $(WAT_WASM) $(COMPONENT_WASM) $(SHOP_WASM)
 
 test: deps
 	@$(MAKE) --no-print-directory all unit guests

@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
-# demo.sh BUILD — the quick start's main job: builds the example guest and
-# runs it under keel (both tiers, then from the warm cache).
+# demo.sh BUILD — the quick start's main job: serves the example shop
+# (examples/shop: five components in one process) with `keel up` on
+# 127.0.0.1:8080 until Ctrl-C. examples/shop/README.md has the curl
+# walk-through.
 set -euo pipefail
 build=${1:-build}
 cd "$(dirname "$0")/.."
-mkdir -p "$build/examples"
-clang --target=wasm32-wasi --sysroot=/usr -O2 -Wall -Werror \
-    examples/hello/main.c -o "$build/examples/hello.wasm"
-echo "== keel run (compiles on first use: fast tier now, optimized in the background)"
-"$build/keel" run --dir examples/hello/data::/data --env GREETING=hi \
-    "$build/examples/hello.wasm" one two
-echo "== keel compile --tier opt, then run from the cache"
-"$build/keel" compile --tier opt "$build/examples/hello.wasm"
-"$build/keel" run --tier opt --dir examples/hello/data::/data \
-    "$build/examples/hello.wasm"
+"$build/keel" check -f examples/shop/keel.yaml
+cat <<'TXT'
+Serving the example shop on http://127.0.0.1:8080 (Ctrl-C to stop). Try, from another terminal:
+  curl 127.0.0.1:8080/api/products
+  curl 127.0.0.1:8080/api/products/kettle
+  curl 127.0.0.1:8080/legacy/status
+More in examples/shop/README.md.
+TXT
+exec "$build/keel" up -f examples/shop/keel.yaml

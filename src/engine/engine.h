@@ -113,6 +113,36 @@ int keel_instance_new(keel_module *m, void *const *import_instances,
                       keel_rt_outcome *trap, char *err, size_t errlen);
 void keel_instance_free(keel_instance *inst);
 
+/* ---- copy-on-write images (image.c) ----
+ *
+ * An image is the state of an instance frozen for cloning: its instance
+ * struct, each owned memory's contents in a sealed memfd, each owned
+ * table's contents. keel_instance_from_image makes an instance in a few
+ * microseconds whatever the size of the memory: the struct is copied, the
+ * import-instance pointers are replaced, each memory gets a pooled 8 GiB
+ * reservation with the memfd mapped privately over its first `size` bytes
+ * (pages are copied only when the guest writes them), tables are copied
+ * with their functions rebound to the new instance. An image is immutable
+ * and may be used by any number of threads at once; it must not outlive
+ * its module. */
+typedef struct keel_image keel_image;
+
+/* Captures initialized (which stays usable and owned by the caller). NULL,
+ * with the reason in err, when the module cannot be imaged: imports other
+ * than functions, funcref globals, a table holding another instance's
+ * function, code compiled without layout tables. Callers then instantiate
+ * with keel_instance_new. */
+keel_image *keel_image_new(keel_instance *initialized, char *err, size_t errlen);
+void keel_image_free(keel_image *img);
+
+/* A new instance in the image's state. import_instances as for
+ * keel_instance_new. memory_limit_pages (0 = none) clamps each memory's
+ * maximum further (never above the template's own clamp); a memory already
+ * larger than it fails with KEEL_ELIMIT. No guest code runs. */
+int keel_instance_from_image(keel_image *img, void *const *import_instances,
+                             uint32_t memory_limit_pages, keel_instance **out,
+                             char *err, size_t errlen);
+
 /* The wasm2c instance struct (to hand to modules that import from it). */
 void *keel_instance_ptr(keel_instance *inst);
 

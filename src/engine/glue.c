@@ -270,6 +270,229 @@ static void write_function_table(FILE *f, const char *c, size_t len)
     fprintf(f, "  0 };\nKEEL_GLUE_API const uint32_t keel_glue_func_count = %zu;\n", count);
 }
 
+/* ---- the instance struct layout, for copy-on-write images (image.c) ---- */
+
+enum { FIELD_PLAIN, FIELD_MEMORY, FIELD_FUNCREF_TABLE, FIELD_EXTERNREF_TABLE,
+       FIELD_IMPORT_INSTANCE, FIELD_UNSUPPORTED };
+
+typedef struct layout_field {
+    int kind;
+    char name[256];
+} layout_field;
+
+static int is_ident(const char *s, size_t n)
+{
+    if (!n || n >= 256 || (s[0] >= '0' && s[0] <= '9'))
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_'))
+            return 0;
+    }
+    return 1;
+}
+
+/* Classifies one member declaration (comments removed, whitespace collapsed
+ * to single spaces, no ';'). */
+static void classify_field(const char *d, layout_field *out)
+{
+    static const struct { const char *prefix; int kind; } types[] = {
+        { "wasm_rt_memory_t ", FIELD_MEMORY },
+        { "wasm_rt_funcref_table_t ", FIELD_FUNCREF_TABLE },
+        { "wasm_rt_externref_table_t ", FIELD_EXTERNREF_TABLE },
+        { "u8 ", FIELD_PLAIN }, { "s8 ", FIELD_PLAIN }, { "u16 ", FIELD_PLAIN },
+        { "s16 ", FIELD_PLAIN }, { "u32 ", FIELD_PLAIN }, { "s32 ", FIELD_PLAIN },
+        { "u64 ", FIELD_PLAIN }, { "s64 ", FIELD_PLAIN }, { "f32 ", FIELD_PLAIN },
+        { "f64 ", FIELD_PLAIN }, { "bool ", FIELD_PLAIN },
+        { "wasm_rt_externref_t ", FIELD_PLAIN },
+    };
+    out->kind = FIELD_UNSUPPORTED;
+    out->name[0] = '\0';
+    /* struct Z_<m>_instance_t* Z_<m>_instance  (the '*' may sit anywhere) */
+    if (strncmp(d, "struct Z_", 9) == 0) {
+        const char *t = d + 7, *sp = strchr(t, ' ');
+        const char *star = strchr(t, '*');
+        if (!star)
+            return;
+        size_t tl = (size_t)((sp && sp < star ? sp : star) - t);
+        const char *n = star + 1;
+        while (*n == ' ')
+            n++;
+        size_t nl = strlen(n);
+        /* type "Z_X_instance_t", name "Z_X_instance" */
+        if (tl > 11 && memcmp(t + tl - 11, "_instance_t", 11) == 0 && nl == tl - 2 &&
+            memcmp(n, t, nl) == 0 && is_ident(n, nl)) {
+            out->kind = FIELD_IMPORT_INSTANCE;
+            memcpy(out->name, n, nl);
+            out->name[nl] = '\0';
+        }
+        return;
+    }
+    for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
+        size_t pl = strlen(types[i].prefix);
+        if (strncmp(d, types[i].prefix, pl) != 0)
+            continue;
+        const char *n = d + pl;
+        size_t nl = strcspn(n, " :");
+        if (!is_ident(n, nl))
+            return;
+        const char *rest = n + nl;
+        while (*rest == ' ')
+            rest++;
+        /* only plain members may be bit-fields ("bool x : 1") */
+        if (*rest && !(types[i].kind == FIELD_PLAIN && *rest == ':'))
+            return;
+        out->kind = types[i].kind;
+        memcpy(out->name, n, nl);
+        out->name[nl] = '\0';
+        return;
+    }
+}
+
+/* Parses the instance typedef in wasm2c's output into fields. Returns the
+ * count, or -1 when it is not found or holds anything not understood. */
+static long parse_instance_struct(const char *c, size_t len, layout_field **out)
+{
+    char open_[128], close_[128];
+    snprintf(open_, sizeof open_, "typedef struct Z_%s_instance_t {", KEEL_GLUE_MODNAME_MANGLED);
+    snprintf(close_, sizeof close_, "} Z_%s_instance_t;", KEEL_GLUE_MODNAME_MANGLED);
+    const char *b = memmem(c, len, open_, strlen(open_));
+    if (!b)
+        return -1;
+    b += strlen(open_);
+    const char *e = memmem(b, len - (size_t)(b - c), close_, strlen(close_));
+    if (!e)
+        return -1;
+    /* Strip comments as the C compiler does, collapse whitespace. */
+    size_t n = (size_t)(e - b);
+    char *body = malloc(n + 1);
+    if (!body)
+        abort();
+    size_t k = 0;
+    for (size_t i = 0; i < n;) {
+        if (b[i] == '/' && i + 1 < n && b[i + 1] == '*') {
+            const char *end = memmem(b + i + 2, n - i - 2, "*/", 2);
+            if (!end) {
+                free(body);
+                return -1;
+            }
+            i = (size_t)(end - b) + 2;
+            body[k++] = ' ';
+        } else if (b[i] == '/' && i + 1 < n && b[i + 1] == '/') {
+            while (i < n && b[i] != '\n')
+                i++;
+        } else if (b[i] == '#' || b[i] == '"' || b[i] == '\'' || b[i] == '{' || b[i] == '}' ||
+                   b[i] == '(' || b[i] == '[') {
+            free(body);       /* preprocessor lines, nested types, arrays, ... */
+            return -1;
+        } else {
+            char ch = b[i++];
+            if (ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r')
+                ch = ' ';
+            if (ch == ' ' && (k == 0 || body[k - 1] == ' ' || body[k - 1] == ';'))
+                continue;
+            if (ch == ';' && k && body[k - 1] == ' ')
+                k--;
+            body[k++] = ch;
+        }
+    }
+    body[k] = '\0';
+    long count = 0, cap = 0;
+    layout_field *fs = NULL;
+    for (char *d = body; *d;) {
+        char *semi = strchr(d, ';');
+        if (!semi) {
+            /* trailing text without ';' must be blank */
+            while (*d == ' ')
+                d++;
+            if (*d)
+                count = -1;
+            break;
+        }
+        *semi = '\0';
+        while (*d == ' ')
+            d++;
+        if (count == cap) {
+            cap = cap ? cap * 2 : 16;
+            fs = realloc(fs, (size_t)cap * sizeof *fs);
+            if (!fs)
+                abort();
+        }
+        classify_field(d, &fs[count]);
+        if (fs[count].kind == FIELD_UNSUPPORTED) {
+            count = -1;
+            break;
+        }
+        count++;
+        d = semi + 1;
+    }
+    free(body);
+    if (count < 0) {
+        free(fs);
+        return -1;
+    }
+    *out = fs;
+    return count;
+}
+
+/* Emits keel_glue_layout (module_int.h): offsets of the owned memories and
+ * tables and of each import module's instance pointer, or counts of -1 when
+ * the instance struct cannot be imaged. */
+static void write_layout(FILE *f, const wasm_info *info, const char *c, size_t len,
+                         const char *const *mods, size_t nmods)
+{
+    const char *M = KEEL_GLUE_MODNAME_MANGLED;
+    layout_field *fs = NULL;
+    long n = parse_instance_struct(c, len, &fs);
+    int ok = n >= 0;
+    /* Every import must be a function: imported memories, tables and
+     * globals live in other instances (and show as unsupported fields). */
+    for (size_t i = 0; ok && i < info->nimports; i++)
+        ok = info->imports[i].kind == KEEL_EXTERN_FUNC;
+    /* Each import module's instance pointer must be there. */
+    long *imp = calloc(nmods ? nmods : 1, sizeof *imp);
+    if (!imp)
+        abort();
+    for (size_t m = 0; ok && m < nmods; m++) {
+        char mm[1024], want[1100];
+        keel_glue_mangle(mods[m], strlen(mods[m]), mm, sizeof mm);
+        snprintf(want, sizeof want, "Z_%s_instance", mm);
+        imp[m] = -1;
+        for (long i = 0; i < n; i++)
+            if (fs[i].kind == FIELD_IMPORT_INSTANCE && strcmp(fs[i].name, want) == 0)
+                imp[m] = i;
+        ok = imp[m] >= 0;
+    }
+    static const int kinds[3] = { FIELD_MEMORY, FIELD_FUNCREF_TABLE, FIELD_EXTERNREF_TABLE };
+    static const char *const names[3] = { "mems", "funcref", "externref" };
+    int counts[3] = { 0, 0, 0 };
+    for (int t = 0; t < 3; t++) {
+        fprintf(f, "static const uint32_t keel_layout_%s[] = { ", names[t]);
+        for (long i = 0; ok && i < n; i++)
+            if (fs[i].kind == kinds[t]) {
+                fprintf(f, "(uint32_t)offsetof(Z_%s_instance_t, %s), ", M, fs[i].name);
+                counts[t]++;
+            }
+        fprintf(f, "0 };\n");
+    }
+    fprintf(f, "static const uint32_t keel_layout_imports[] = { ");
+    for (size_t m = 0; ok && m < nmods; m++)
+        fprintf(f, "(uint32_t)offsetof(Z_%s_instance_t, %s), ", M, fs[imp[m]].name);
+    fprintf(f, "0 };\n");
+    fprintf(f, "struct keel_glue_layout { int32_t nmems, nfuncref, nexternref, nimports;\n"
+               "  const uint32_t *mems, *funcref, *externref, *imports; };\n");
+    if (ok)
+        fprintf(f, "static const struct keel_glue_layout keel_glue_layout = { %d, %d, %d, %zu,\n",
+                counts[0], counts[1], counts[2], nmods);
+    else
+        fprintf(f, "static const struct keel_glue_layout keel_glue_layout = { -1, -1, -1, -1,\n");
+    fprintf(f, "  keel_layout_mems, keel_layout_funcref, keel_layout_externref, "
+               "keel_layout_imports };\n");
+    free(imp);
+    free(fs);
+}
+
 int keel_glue_write(FILE *f, const wasm_info *info, const char *generated_c,
                     size_t generated_len, char *err, size_t errlen)
 {
@@ -316,6 +539,7 @@ int keel_glue_write(FILE *f, const wasm_info *info, const char *generated_c,
             return keel_err(err, errlen, KEEL_EUNSUPPORTED,
                             "export %s has an unsupported signature", e->name);
     }
+    write_layout(f, info, generated_c, generated_len, mods, nmods);
     fprintf(f, "struct keel_glue_export { const char *name; uint32_t name_len; uint32_t kind; void *addr; void (*tramp)(void *, uint64_t *); };\n");
     fprintf(f, "KEEL_GLUE_API const struct keel_glue_export keel_glue_exports[] = {\n");
     for (size_t i = 0; i < info->nexports; i++) {
@@ -330,7 +554,8 @@ int keel_glue_write(FILE *f, const wasm_info *info, const char *generated_c,
         else
             fprintf(f, "0 },\n");
     }
-    fprintf(f, "  { 0, 0, 0, 0, 0 } };\n");
+    /* the terminator's addr: the instance layout (module_int.h) */
+    fprintf(f, "  { 0, 0, 0, (void *)&keel_glue_layout, 0 } };\n");
     fprintf(f, "KEEL_GLUE_API const uint32_t keel_glue_export_count = %zu;\n", info->nexports);
     write_function_table(f, generated_c, generated_len);
     return ferror(f) ? keel_err(err, errlen, KEEL_EIO, "writing glue failed") : 0;

@@ -27,6 +27,28 @@ struct keel_module {
     const void *code_start;
 };
 
+/* Where the image support (image.c) finds things in the wasm2c instance
+ * struct, as the glue describes them (glue.c): byte offsets of the owned
+ * memories (wasm_rt_memory_t), owned funcref and externref tables, and the
+ * import-instance pointer of each import module (in keel_module_import_module
+ * order). A count of -1 means the struct holds something an image cannot
+ * reproduce (imported memories/tables/globals, funcref globals, a field the
+ * glue did not recognise): such a module has no images. The glue's export
+ * table carries the layout in the `addr` of its terminating entry. */
+typedef struct keel_glue_layout {
+    int32_t nmems, nfuncref, nexternref, nimports;
+    const uint32_t *mems, *funcref, *externref, *imports;
+} keel_glue_layout;
+
+/* The module's layout, or NULL when its code has none (older glue). */
+const keel_glue_layout *keel_module_layout(const keel_module *m);
+
+/* Memory reservations (rt_memory.c): an 8 GiB PROT_NONE region from the
+ * pool or a new mapping (NULL on failure), and its return (used: bytes from
+ * the start that may hold pages; they are dropped first). */
+void *rt_memory_reserve(void);
+void rt_memory_release(void *base, uint64_t used);
+
 struct keel_instance {
     keel_module *m;
     void *inst;               /* wasm2c instance struct */

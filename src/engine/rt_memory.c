@@ -5,16 +5,24 @@
  * are guard pages, so any 32-bit address plus 32-bit offset the generated
  * code can form faults instead of reaching other memory (wasm2c's
  * WASM_RT_MEMCHECK_SIGNAL_HANDLER mode, no bounds checks in the code).
- * Growing makes more pages accessible; freeing unmaps everything, returning
- * the memory to the OS. Each memory's maximum is clamped to the instance
- * limit set with keel_rt_set_memory_limit_pages() when it was created. */
+ * Growing makes more pages accessible. Freeing drops every page (the used
+ * part is mapped over with fresh PROT_NONE anonymous memory) and keeps the
+ * empty reservation in a process-wide pool of at most RT_POOL_MAX for the
+ * next memory (a fresh instance, or one made from a copy-on-write image,
+ * image.c); beyond that it is unmapped. Each memory's maximum is clamped to
+ * the instance limit set with keel_rt_set_memory_limit_pages() when it was
+ * created. */
 #include "engine/rt_int.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+
+#include "engine/module_int.h"
 
 #define RT_PAGE_BYTES 65536u
 /* 4 GiB of addresses + 4 GiB of offsets: every access wasm2c can form. */
@@ -22,9 +30,55 @@
 /* Table elements a table may hold, whatever its declared maximum. */
 #define RT_MAX_TABLE_ELEMS (10u * 1000u * 1000u)
 
+/* Released reservations kept for reuse (2 TiB of address space at most). */
+#define RT_POOL_MAX 256
+
+static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static void *pool[RT_POOL_MAX];
+static size_t npool;
+static atomic_int pool_off;   /* set when a reservation could not be cleaned */
+
 void keel_rt_set_memory_limit_pages(uint32_t pages)
 {
     rt_self.mem_limit_pages = pages;
+}
+
+void *rt_memory_reserve(void)
+{
+    void *base = NULL;
+    pthread_mutex_lock(&pool_lock);
+    if (npool)
+        base = pool[--npool];
+    pthread_mutex_unlock(&pool_lock);
+    if (base)
+        return base;
+    base = mmap(NULL, RT_MEMORY_RESERVE_BYTES, PROT_NONE,
+                MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    return base == MAP_FAILED ? NULL : base;
+}
+
+void rt_memory_release(void *base, uint64_t used)
+{
+    if (!base)
+        return;
+    if (used > RT_MEMORY_RESERVE_BYTES)
+        used = RT_MEMORY_RESERVE_BYTES;
+    /* One call replaces whatever the used part held (anonymous pages, a
+     * private file mapping of an image) by inaccessible, unbacked memory
+     * that merges back into the rest of the reservation. */
+    if (used && mmap(base, used, PROT_NONE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0) != base) {
+        munmap(base, RT_MEMORY_RESERVE_BYTES);
+        return;
+    }
+    pthread_mutex_lock(&pool_lock);
+    if (npool < RT_POOL_MAX && !atomic_load(&pool_off)) {
+        pool[npool++] = base;
+        base = NULL;
+    }
+    pthread_mutex_unlock(&pool_lock);
+    if (base)
+        munmap(base, RT_MEMORY_RESERVE_BYTES);
 }
 
 void wasm_rt_allocate_memory(wasm_rt_memory_t *mem, uint32_t initial_pages,
@@ -36,13 +90,12 @@ void wasm_rt_allocate_memory(wasm_rt_memory_t *mem, uint32_t initial_pages,
         rt_self.mem_limit_hit = 1;
         keel_rt_trap(KEEL_TRAP_MEMORY_LIMIT);
     }
-    void *base = mmap(NULL, RT_MEMORY_RESERVE_BYTES, PROT_NONE,
-                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (base == MAP_FAILED)
+    void *base = rt_memory_reserve();
+    if (!base)
         keel_rt_trap(KEEL_TRAP_MEMORY_LIMIT);
     uint64_t bytes = (uint64_t)initial_pages * RT_PAGE_BYTES;
     if (bytes && mprotect(base, bytes, PROT_READ | PROT_WRITE) != 0) {
-        munmap(base, RT_MEMORY_RESERVE_BYTES);
+        rt_memory_release(base, bytes);
         keel_rt_trap(KEEL_TRAP_MEMORY_LIMIT);
     }
     mem->data = base;
@@ -67,8 +120,16 @@ uint32_t wasm_rt_grow_memory(wasm_rt_memory_t *mem, uint32_t delta)
     uint64_t old_bytes = (uint64_t)old * RT_PAGE_BYTES;
     uint64_t new_bytes = new_pages * RT_PAGE_BYTES;
     if (mprotect(mem->data + old_bytes, new_bytes - old_bytes,
-                 PROT_READ | PROT_WRITE) != 0)
+                 PROT_READ | PROT_WRITE) != 0) {
+        /* A failed mprotect may have changed part of the range: make it
+         * inaccessible again, or stop pooling (a reused reservation must
+         * have nothing accessible past its size). */
+        if (mmap(mem->data + old_bytes, new_bytes - old_bytes, PROT_NONE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0) ==
+            MAP_FAILED)
+            atomic_store(&pool_off, 1);
         return UINT32_MAX;
+    }
     mem->pages = (uint32_t)new_pages;
     /* wasm-rt.h's size is 32-bit: a full 4 GiB memory cannot be described.
      * Clamp to the largest representable size (last page minus one byte
@@ -79,8 +140,7 @@ uint32_t wasm_rt_grow_memory(wasm_rt_memory_t *mem, uint32_t delta)
 
 void wasm_rt_free_memory(wasm_rt_memory_t *mem)
 {
-    if (mem->data)
-        munmap(mem->data, RT_MEMORY_RESERVE_BYTES);
+    rt_memory_release(mem->data, (uint64_t)mem->pages * RT_PAGE_BYTES);
     memset(mem, 0, sizeof *mem);
 }
 
