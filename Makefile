@@ -25,7 +25,7 @@ GUEST_WASM := $(patsubst tests/%.c,$(BUILD)/%.wasm,$(GUEST_SRC))
 COMPONENT_SRC  := $(sort $(wildcard tests/components/*.c))
 COMPONENT_WASM := $(COMPONENT_SRC:tests/components/%.c=$(BUILD)/components/%.wasm)
 # Test components built as WASI commands; the others are reactors.
-COMMAND_COMPONENTS := command cgi_env bad_cgi
+COMMAND_COMPONENTS := command cgi_env bad_cgi up_cgi
 # examples/shop: waPC components are WASI reactors; legacy (WAGI) is a command.
 SHOP_WAPC := gateway catalog cart auth
 SHOP_WAGI := legacy

@@ -56,9 +56,11 @@ static uint32_t HOST_FN(http_uri)(CTX, uint32_t buf, uint32_t cap)
     const keel_request *req = request_of(c);
     if (!req)
         return ABSENT;
+    if (req->uri)   /* the target as received */
+        return put2(c, buf, cap, req->uri, req->uri_len, NULL, 0);
     if (!req->query_len)
         return put2(c, buf, cap, req->path, req->path_len, NULL, 0);
-    /* path '?' query, written in pieces */
+    /* no target recorded (embedders): path '?' query, written in pieces */
     size_t len = req->path_len + 1 + req->query_len;
     if (len > INT32_MAX)
         return ABSENT;

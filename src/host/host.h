@@ -28,10 +28,12 @@ typedef struct keel_header {
 typedef struct keel_request {
     const char *method;
     size_t method_len;
-    const char *path;            /* without the query */
+    const char *path;            /* normalized (keel_http_normalize_path), no query */
     size_t path_len;
     const char *query;           /* without '?'; "" when none */
     size_t query_len;
+    const char *uri;             /* the request target as received: path ['?' query] */
+    size_t uri_len;
     const keel_header *headers;
     size_t nheaders;
     const char *body;

@@ -197,10 +197,14 @@ static void build_env(envlist *e, const host_request *rq, const host_component *
     free(info);
     env_add(e, "QUERY_STRING", req->query ? req->query : "", req->query ? req->query_len : 0);
     char *uri = NULL;
-    if (asprintf(&uri, "REQUEST_URI=%.*s%s%.*s", (int)req->path_len, req->path,
-                 req->query_len ? "?" : "", (int)req->query_len,
-                 req->query ? req->query : "") < 0)
+    if (req->uri) {   /* the target as received */
+        if (asprintf(&uri, "REQUEST_URI=%.*s", (int)req->uri_len, req->uri) < 0)
+            abort();
+    } else if (asprintf(&uri, "REQUEST_URI=%.*s%s%.*s", (int)req->path_len, req->path,
+                        req->query_len ? "?" : "", (int)req->query_len,
+                        req->query ? req->query : "") < 0) {
         abort();
+    }
     env_add_raw(e, uri);
     const char *ct = find_header(req, "content-type");
     if (ct)

@@ -109,3 +109,74 @@ bool keel_http_request_id_ok(const char *s, size_t n)
     }
     return true;
 }
+
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+static int unreserved(int c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '-' || c == '.' || c == '_' || c == '~';
+}
+
+size_t keel_http_normalize_path(const char *in, size_t len, char *out)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    /* 1: percent-encodings: unreserved decoded, the rest kept, hex upper */
+    size_t n = 0;
+    out[n++] = '/';
+    for (size_t i = (len && in[0] == '/') ? 1 : 0; i < len; i++) {
+        int hi, lo;
+        if (in[i] == '%' && i + 2 < len &&
+            (hi = hexval((unsigned char)in[i + 1])) >= 0 &&
+            (lo = hexval((unsigned char)in[i + 2])) >= 0) {
+            int c = hi * 16 + lo;
+            if (unreserved(c)) {
+                out[n++] = (char)c;
+            } else {
+                out[n++] = '%';
+                out[n++] = hex[hi];
+                out[n++] = hex[lo];
+            }
+            i += 2;
+        } else {
+            out[n++] = in[i];
+        }
+    }
+    /* 2: remove "." and ".." segments in place (RFC 3986 5.2.4) */
+    size_t w = 0, r = 0;
+    while (r < n) {
+        /* here out[r] == '/' starts a segment */
+        size_t e = r + 1;
+        while (e < n && out[e] != '/')
+            e++;
+        size_t seg = e - r - 1;
+        const char *sp = out + r + 1;
+        int last = e >= n;
+        if (seg == 1 && sp[0] == '.') {
+            if (last)
+                out[w++] = '/';
+        } else if (seg == 2 && sp[0] == '.' && sp[1] == '.') {
+            while (w > 0 && out[--w] != '/')
+                ;
+            if (last)
+                out[w++] = '/';
+        } else {
+            memmove(out + w, out + r, e - r);
+            w += e - r;
+        }
+        r = e;
+    }
+    if (w == 0)
+        out[w++] = '/';
+    out[w] = '\0';
+    return w;
+}

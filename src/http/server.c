@@ -192,25 +192,26 @@ static void on_responses(h2o_multithread_receiver_t *r, h2o_linklist_t *messages
 
 /* ------------------------------------------------------------ on_req */
 
-/* The path Keel routes on (dot segments resolved, unreserved %XX decoded,
- * no query) and the query (without '?'). h2o 2.2 keeps an absolute-form
- * target ("GET http://host/p?q HTTP/1.1") whole; it is reduced to its path. */
-static void target_of(h2o_req_t *req, h2o_iovec_t *path, h2o_iovec_t *query)
+/* The request target as received (path ['?' query]; an absolute-form
+ * target "GET http://host/p?q" is reduced to "/p?q"), the path Keel routes
+ * on (keel_http_normalize_path of the target's path, in the request pool)
+ * and the query. h2o's own path_normalized is not used: it decodes every
+ * %XX, reserved "%2F" included, which would let "/a%2Fb" reach a "/a/" route. */
+static void target_of(h2o_req_t *req, h2o_iovec_t *path, h2o_iovec_t *query, h2o_iovec_t *uri)
 {
     h2o_iovec_t raw = req->path;
-    size_t qat = req->query_at;
-    *path = req->path_normalized;
     if (raw.len != 0 && raw.base[0] != '/') {
         h2o_url_t url;
-        if (h2o_url_parse(raw.base, raw.len, &url) == 0 && url.path.len != 0) {
-            size_t *norm = NULL;
-            qat = SIZE_MAX;
-            *path = h2o_url_normalize_path(&req->pool, url.path.base, url.path.len, &qat, &norm);
+        if (h2o_url_parse(raw.base, raw.len, &url) == 0 && url.path.len != 0)
             raw = url.path;
-        }
     }
-    *query = qat == SIZE_MAX || qat >= raw.len ? h2o_iovec_init("", 0)
-                                               : h2o_iovec_init(raw.base + qat + 1, raw.len - qat - 1);
+    *uri = raw;
+    const char *q = memchr(raw.base, '?', raw.len);
+    size_t plen = q ? (size_t)(q - raw.base) : raw.len;
+    char *norm = h2o_mem_alloc_pool(&req->pool, plen + 2);
+    path->len = keel_http_normalize_path(raw.base, plen, norm);
+    path->base = norm;
+    *query = q ? h2o_iovec_init(q + 1, raw.len - plen - 1) : h2o_iovec_init("", 0);
 }
 
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
@@ -223,8 +224,8 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         send_plain(req, 431, id, "request header fields too large", NULL, NULL, true);
         return 0;
     }
-    h2o_iovec_t path, query;
-    target_of(req, &path, &query);
+    h2o_iovec_t path, query, uri;
+    target_of(req, &path, &query, &uri);
     keel_route_match m;
     int rc = s->ops->match(s->hctx, req->method.base, req->method.len, path.base, path.len, &m);
     if (rc == 404) {
@@ -252,7 +253,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         return 0;
     }
     conn *c = conn_of(req);
-    job *j = http_job_new(s, lp, req, id, path, query, c);
+    job *j = http_job_new(s, lp, req, id, path, query, uri, c);
     j->match = m;
     j->kreq.deadline_ns = http_now_ns() + timeout;
     j->id = id;

@@ -42,6 +42,13 @@ typedef struct keel_http_addr {
 } keel_http_addr;
 
 /* Parses "host:port", "[v6]:port" or ":port". 0 or KEEL_EINVAL + err. */
+/* Normalizes a request path as received (without its query) into out,
+ * which holds len + 2 bytes: percent-encodings of unreserved characters are
+ * decoded, every other one kept with uppercase hex (so "%2F" stays a byte of
+ * a segment, never a separator), and "." and ".." segments are removed
+ * (RFC 3986 6.2.2 and 5.2.4). The result starts with '/'. Returns its length. */
+size_t keel_http_normalize_path(const char *in, size_t len, char *out);
+
 int keel_http_parse_listen(const char *listen, keel_http_addr *out, char *err, size_t errlen);
 
 /* Opens n non-blocking listening sockets on a with SO_REUSEPORT (refusing

@@ -97,7 +97,7 @@ uint64_t http_now_ns(void);
 void http_sleep_ms(unsigned ms);
 void *http_xmalloc(size_t n);      /* aborts (with a log line) when out of memory */
 job *http_job_new(srv *s, loop *lp, h2o_req_t *req, h2o_iovec_t id, h2o_iovec_t path,
-                  h2o_iovec_t q, const conn *c);
+                  h2o_iovec_t q, h2o_iovec_t uri, const conn *c);
 bool http_queue_push(srv *s, job *j);
 void *http_worker_main(void *arg);
 /* Dispose callback of the request-pool link: the request is gone. */

@@ -46,7 +46,7 @@ static char *arena_put(char **p, const char *s, size_t n)
 
 /* Copies everything the worker needs out of req into one allocation. */
 job *http_job_new(srv *s, loop *lp, h2o_req_t *req, h2o_iovec_t id, h2o_iovec_t path,
-                    h2o_iovec_t q, const conn *c)
+                    h2o_iovec_t q, h2o_iovec_t uri, const conn *c)
 {
     size_t query_len = q.len;
     const char *query = q.base;
@@ -61,7 +61,7 @@ job *http_job_new(srv *s, loop *lp, h2o_req_t *req, h2o_iovec_t id, h2o_iovec_t 
                     req->input.authority.base != req->hostconf->authority.hostport.base;
     size_t nh = req->headers.size + (has_host ? 1 : 0) + (has_body ? 1 : 0);
     size_t bytes = nh * sizeof(keel_header);
-    bytes += req->method.len + 1 + path.len + 1 + query_len + 1 + id.len + 1 +
+    bytes += req->method.len + 1 + path.len + 1 + query_len + 1 + uri.len + 1 + id.len + 1 +
              strlen(remote) + 1 + (has_body ? req->entity.len + 1 : 0);
     for (size_t i = 0; i < req->headers.size; i++)
         bytes += req->headers.entries[i].name->len + req->headers.entries[i].value.len + 2;
@@ -80,6 +80,8 @@ job *http_job_new(srv *s, loop *lp, h2o_req_t *req, h2o_iovec_t id, h2o_iovec_t 
     k->path_len = path.len;
     k->query = arena_put(&p, query, query_len);
     k->query_len = query_len;
+    k->uri = arena_put(&p, uri.base, uri.len);
+    k->uri_len = uri.len;
     k->request_id = arena_put(&p, id.base, id.len);
     k->remote_addr = arena_put(&p, remote, strlen(remote));
     size_t h = 0;

@@ -20,7 +20,7 @@ import socket
 import subprocess
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -144,7 +144,7 @@ def cgi_vars(text: str) -> dict:
     return out
 
 
-UP_COMPONENTS = ("hello", "caller", "trap", "cgi_env", "bad_cgi", "up_probe")
+UP_COMPONENTS = ("hello", "caller", "trap", "cgi_env", "bad_cgi", "up_probe", "up_cgi")
 
 
 @pytest.fixture(scope="session")
@@ -362,6 +362,20 @@ def test_unmatched_is_404_with_request_id(start_keel):
     assert r.status == 200 and r.header("X-Request-Id") == "trace-42", r
 
 
+def test_request_id_and_header_limits(start_keel):
+    srv = start_keel(ROUTES_YAML)
+    # Malformed incoming ids (too long, bad characters) are replaced.
+    for bad in ("x" * 65, "has space", "semi;colon"):
+        r = srv.request("POST", "/exact", body=b"who", headers={"X-Request-Id": bad})
+        assert r.status == 200, r
+        rid = r.header("X-Request-Id")
+        assert rid and rid != bad and re.fullmatch(r"[0-9A-Za-z._-]{1,64}", rid), (bad, r)
+    # Request headers over 16 KiB: 431, and the guest does not run.
+    r = srv.request("POST", "/exact", body=b"who", headers={"X-Big": "h" * (17 * 1024)})
+    assert_generic_error(r, 431, "request header fields too large")
+    assert srv.request("POST", "/exact", body=b"who").status == 200
+
+
 # ------------------------------------------------------------------ wagi
 
 WAGI_YAML = """
@@ -467,6 +481,132 @@ def test_wagi_failures(start_keel):
     assert_generic_error(r, 504, "deadline exceeded")
     assert 0.4 <= r.elapsed <= 0.5 + SLACK, r
     assert srv.get("/bad").status == 200
+
+
+UPCGI_YAML = """
+components:
+  u:
+    wasm: {up_cgi}
+    abi: wagi
+    env: {{ SCRIPT_NAME: /evil, MYVAR: mine }}
+    config: {{ cfgkey: cfgval }}
+    limits: {{ timeout: 700ms, memory: 16MiB, body: 4MiB }}
+    routes:
+      - path: /u/*
+  probe:
+    wasm: {up_probe}
+    routes:
+      - path: /p/*
+        operation: echo
+"""
+
+
+def raw_request(port, target, extra=b"", body=b"", method=b"GET") -> bytes:
+    """Sends one request with the target exactly as given (http.client
+    would not let some of these through) and returns the raw response."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        s.sendall(method + b" " + target + b" HTTP/1.1\r\nHost: t\r\nConnection: close\r\n" +
+                  (b"Content-Length: %d\r\n" % len(body) if body else b"") + extra + b"\r\n" +
+                  body)
+        data = b""
+        while True:
+            d = s.recv(65536)
+            if not d:
+                return data
+            data += d
+
+
+def raw_env(port, target) -> dict:
+    data = raw_request(port, target)
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), data[:500]
+    return cgi_vars(body.decode("utf-8", "replace"))
+
+
+def test_wagi_whole_body_via_stdin(start_keel):
+    srv = start_keel(UPCGI_YAML)
+    body = bytes(range(256)) * 4096          # 1 MiB, every byte value
+    r = srv.post("/u/?echo", body)
+    assert r.status == 200, r
+    assert r.header("X-Len") == str(len(body)), r
+    assert r.body == body
+    r = srv.post("/u/?echo", b"")
+    assert r.status == 200 and r.header("X-Len") == "0" and r.body == b"", r
+
+
+def test_wagi_framing_headers_dropped(start_keel):
+    srv = start_keel(UPCGI_YAML)
+    r = srv.get("/u/?framing")
+    assert r.status == 201 and r.body == b"abc", r
+    assert r.header("Content-Length") == "3", r
+    assert r.header("Transfer-Encoding") is None and r.header("Upgrade") is None, r
+    assert r.header("Keep-Alive") is None, r
+    assert r.header("X-Ok") == "1" and r.header("Status") is None, r
+
+
+def test_wagi_keel_api_status_and_headers(start_keel):
+    srv = start_keel(UPCGI_YAML)
+    r = srv.get("/u/?keel")
+    assert r.status == 202 and r.body == b"keel\n" and r.header("X-From-Keel") == "1", r
+    r = srv.get("/u/?keelstatus")          # a CGI Status: wins over keel.http_set_status
+    assert r.status == 203 and r.body == b"x", r
+
+
+def test_wagi_limits(start_keel):
+    srv = start_keel(UPCGI_YAML)
+    assert_generic_error(srv.get("/u/?lines"), 502, "bad gateway")      # 101 header lines
+    assert_generic_error(srv.get("/u/?bomb"), 500, "internal error")    # memory limit
+    assert "memory limit" in srv.log(), srv.tail()
+    r = srv.get("/u/?sleep")                                             # blocked in poll_oneoff
+    assert_generic_error(r, 504, "deadline exceeded")
+    assert r.elapsed <= 0.7 + SLACK, r
+    assert srv.get("/u/").body == b"up_cgi\n"
+
+
+def test_wagi_environment_precedence(start_keel):
+    srv = start_keel(UPCGI_YAML)
+    v = raw_env(srv.port, b"/u/a/b?env")
+    assert v["SCRIPT_NAME"] == "/u" and v["PATH_INFO"] == "/a/b", v
+    assert v["MYVAR"] == "mine" and v["cfgkey"] == "cfgval", v
+    assert v["SERVER_SOFTWARE"].startswith("keel/"), v
+    assert v["REQUEST_URI"] == "/u/a/b?env", v
+
+
+# Percent-encoding. docs/abi.md: PATH_INFO is "the rest of the path,
+# percent-decoded ... %00 stays encoded"; REQUEST_URI and keel.http_uri are
+# the path plus ?query "as received"; src/http/server.c routes on the path
+# with "dot segments resolved, unreserved %XX decoded".
+
+def test_wagi_path_info_is_decoded_once(start_keel):
+    srv = start_keel(UPCGI_YAML)
+    # %2541 is "%41" once decoded; decoding twice gives "A".
+    assert raw_env(srv.port, b"/u/a%2541?env")["PATH_INFO"] == "/a%41"
+    # %252e%252e is "%2e%2e" once decoded; twice gives a ".." segment the
+    # router never saw.
+    assert raw_env(srv.port, b"/u/%252e%252e/secret?env")["PATH_INFO"] == "/%2e%2e/secret"
+
+
+def test_wagi_path_info_keeps_nul_encoded(start_keel):
+    srv = start_keel(UPCGI_YAML)
+    assert raw_env(srv.port, b"/u/a%00b?env")["PATH_INFO"] == "/a%00b"
+
+
+def test_request_uri_is_as_received(start_keel):
+    srv = start_keel(UPCGI_YAML)
+    assert raw_env(srv.port, b"/u/x%2541?env")["REQUEST_URI"] == "/u/x%2541?env"
+    data = raw_request(srv.port, b"/p/a%2541?x=%2541")
+    assert b"\r\nX-Uri: /p/a%2541?x=%2541\r\n" in data, data[:400]
+
+
+def test_routing_does_not_decode_reserved_slash(start_keel):
+    """%2F is reserved: '/u/%2e%2e%2fp/x' is a path under /u/ (segment
+    '..%2fp'), not '/p/x' after decoding and resolving '..'."""
+    srv = start_keel(UPCGI_YAML)
+    data = raw_request(srv.port, b"/u/%2e%2e%2fp/x?env")
+    assert b"X-Uri:" not in data, "request under /u/ was routed to /p/*:\n" + \
+        data[:400].decode(errors="replace")
+    data = raw_request(srv.port, b"/p%2Fx")
+    assert data.startswith(b"HTTP/1.1 404"), data[:400]
 
 
 # ------------------------------------------------------------------ wapc
@@ -664,12 +804,13 @@ def test_host_call_unknown_binding(start_keel):
     assert r.text.startswith('0:unknown binding "nokeel"'), r
 
 
-def test_host_call_callee_trap_then_chain_still_works(start_keel):
+def test_host_call_failure_two_hops_down(start_keel):
+    """c fails inside a -> b -> c: b sees the error, answers it, a relays it."""
     srv = start_keel(CALLS_YAML)
     r = srv.post("/a", b"b/call/c/nosuch/")
     assert r.status == 200, r
-    assert r.text.startswith('error: component b: operation "call" failed') or \
-        r.text.startswith('error: component c: operation "nosuch" failed'), r
+    assert r.text == 'error: component c: operation "nosuch" failed: unknown operation "nosuch"', r
+    assert srv.post("/a", b"b/call/c/echo/fine").body == b"fine"
 
 
 def test_host_call_deadline_exceeded_is_504(start_keel):
