@@ -72,7 +72,7 @@ static void send_plain(h2o_req_t *req, int status, h2o_iovec_t id, const char *m
 {
     size_t cap = strlen(msg) + id.len + 32;
     char *body = h2o_mem_alloc_pool(&req->pool, cap);
-    int n = snprintf(body, cap, "%s (request %.*s)\n", msg, (int)id.len, id.base);
+    int n = snprintf(body, cap, "%s (request id %.*s)\n", msg, (int)id.len, id.base);
     size_t len = n < 0 ? 0 : (size_t)n >= cap ? cap - 1 : (size_t)n;
     req->res.status = status;
     req->res.reason = keel_http_reason(status);

@@ -165,7 +165,7 @@ static void own_response(keel_response *r, int status, const char *msg, const ch
     r->status = status;
     size_t cap = strlen(msg) + strlen(id) + 32;
     r->body = http_xmalloc(cap);
-    int n = snprintf(r->body, cap, "%s (request %s)\n", msg, id);
+    int n = snprintf(r->body, cap, "%s (request id %s)\n", msg, id);
     r->body_len = n < 0 ? 0 : (size_t)n >= cap ? cap - 1 : (size_t)n;
 }
 
