@@ -241,7 +241,7 @@ def keel_plain(status, text):
         assert r.status == status, r
         assert r.headers.get("content-type", "").startswith("text/plain"), r
         rid = r.headers.get("x-request-id")
-        assert rid and r.text.strip() == f"{text} (request {rid})", r
+        assert rid and r.text.strip() == f"{text} (request id {rid})", r
     return check
 
 
