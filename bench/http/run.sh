@@ -79,6 +79,7 @@ forget_pid() {
 # ---------------------------------------------------------------- guests
 GUESTS=$OUT/http
 mkdir -p "$GUESTS" "$KEEL_CACHE"
+# shellcheck disable=SC2054  # -Wl,--strip-debug is one argument
 WASM_CC=(clang --target=wasm32-wasi --sysroot=/usr -O2 -Wall -Werror -Wl,--strip-debug -Isdk/c)
 for g in hello_wapc chain spin; do
     "${WASM_CC[@]}" -mexec-model=reactor "bench/http/guests/$g.c" -o "$GUESTS/$g.wasm"
@@ -122,8 +123,10 @@ start_keel() {
     local loaded opt
     loaded=$(grep -c '] loaded ' "$log" || true)
     opt=$(grep -c '] loaded .*tier opt' "$log" || true)
-    [ "$loaded" -gt 0 ] && [ "$loaded" = "$opt" ] ||
-        { cat "$log" >&2; die "keel up ($tag): $opt of $loaded components on the opt tier"; }
+    if [ "$loaded" -eq 0 ] || [ "$loaded" != "$opt" ]; then
+        cat "$log" >&2
+        die "keel up ($tag): $opt of $loaded components on the opt tier"
+    fi
     note "keel up ($tag): pid $KPID, port $KPORT, $loaded components, tier opt"
 }
 

@@ -122,9 +122,10 @@ void keel_instance_free(keel_instance *inst);
  * import-instance pointers are replaced, each memory gets a pooled 8 GiB
  * reservation with the memfd mapped privately over its first `size` bytes
  * (pages are copied only when the guest writes them), tables are copied
- * with their functions rebound to the new instance. An image is immutable
- * and may be used by any number of threads at once; it must not outlive
- * its module. */
+ * with their functions rebound to the new instance. An image may be used
+ * by any number of threads at once (it keeps a few clean reservations for
+ * reuse under a lock); it must not outlive its module, and every instance
+ * made from it must be freed before it. */
 typedef struct keel_image keel_image;
 
 /* Captures initialized (which stays usable and owned by the caller). NULL,
@@ -142,6 +143,9 @@ void keel_image_free(keel_image *img);
 int keel_instance_from_image(keel_image *img, void *const *import_instances,
                              uint32_t memory_limit_pages, keel_instance **out,
                              char *err, size_t errlen);
+
+/* Whether the module has a start function (it runs at instantiation). */
+bool keel_module_has_start(const keel_module *m);
 
 /* The wasm2c instance struct (to hand to modules that import from it). */
 void *keel_instance_ptr(keel_instance *inst);

@@ -35,6 +35,7 @@ int keel_instance_new(keel_module *m, void *const *import_instances,
         abort();
     in->m = m;
     in->memory_limit_pages = memory_limit_pages;
+    in->img = NULL;
 
     void *none = NULL;
     instantiate_args a = { m->syms, in->inst, import_instances ? import_instances : &none };
@@ -60,9 +61,17 @@ void keel_instance_free(keel_instance *in)
 {
     if (!in)
         return;
+    if (in->img)
+        keel_image_recycle(in);
     in->m->syms->free(in->inst);
     free(in->inst);
     free(in);
+}
+
+const keel_glue_layout *keel_module_layout(const keel_module *m)
+{
+    /* The glue puts it in the export table's terminating entry. */
+    return (const keel_glue_layout *)m->syms->exports[*m->syms->export_count].addr;
 }
 
 void *keel_instance_ptr(keel_instance *in)

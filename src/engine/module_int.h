@@ -53,6 +53,12 @@ struct keel_instance {
     keel_module *m;
     void *inst;               /* wasm2c instance struct */
     uint32_t memory_limit_pages;
+    keel_image *img;          /* the image it came from, NULL when none */
 };
+
+/* image.c: hands the memories of in (made from in->img) back to the image
+ * for reuse and detaches them from in's struct; the generated free then
+ * releases the rest. */
+void keel_image_recycle(keel_instance *in);
 
 #endif

@@ -1,7 +1,8 @@
 /* call.c — one invocation of one component: where its instance comes from
- * (host_instance_acquire/release; today a fresh instance, later a
- * copy-on-write pool), the waPC initializer sequence, __guest_call, and the
- * guest's stdout/stderr on their way to the log. */
+ * (host_instance_acquire/release: a copy-on-write image of the component's
+ * initialized state, made once by host_image_build, or from scratch when
+ * the component has none), the waPC initializer sequence, __guest_call, and
+ * the guest's stdout/stderr on their way to the log. */
 #include "host/host_int.h"
 
 #include <errno.h>
@@ -12,8 +13,12 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "base/errors.h"
 #include "obs/log.h"
 #include "wasi/wasi.h"
+/* Read-only look at WASI's fd table, to check that an initializer left it
+ * as a fresh keel_wasi starts (host_image_build). */
+#include "wasi/wasi_int.h"
 
 void host_buf_clear(host_buf *b)
 {
@@ -49,7 +54,14 @@ host_call *host_call_of(void *ctx)
     keel_host_ctx *hc = KEEL_HOST_CTX(ctx);
     if (!hc || !hc->component)
         keel_rt_trap(KEEL_TRAP_HOST);
-    return hc->component;
+    host_call *c = hc->component;
+    if (c->is_template) {
+        /* An initializer run for the image has no request: a host function
+         * bound to one ends it, and the component initializes per request. */
+        c->template_refused = true;
+        keel_rt_trap(KEEL_TRAP_HOST);
+    }
+    return c;
 }
 
 uint8_t *host_guest_range(host_call *c, uint32_t ptr, uint32_t len)
@@ -168,8 +180,27 @@ int host_instance_acquire(host_call *c, char *const *envp, int envc, const host_
         c->imports[i] = &c->ctx;
     keel_rt_outcome o;
     memset(&o, 0, sizeof o);
-    if (keel_instance_new(comp->mod, c->imports, comp->memory_pages, &c->inst, &o,
-                          err, sizeof err)) {
+    c->initialized = false;
+    if (comp->image && !c->is_template) {
+        int rc = keel_instance_from_image(comp->image, c->imports, comp->memory_pages, &c->inst,
+                                          err, sizeof err);
+        if (rc) {
+            if (rc == KEEL_ELIMIT) {
+                r->end = HOST_TRAPPED;
+                memset(&r->o, 0, sizeof r->o);
+                r->o.end = KEEL_RT_TRAPPED;
+                r->o.trap = KEEL_TRAP_MEMORY_LIMIT;
+                host_trap_text(&r->o, comp, r->why, sizeof r->why);
+            } else {
+                r->end = HOST_FAILED;
+                snprintf(r->why, sizeof r->why, "%s", err);
+            }
+            host_instance_release(c);
+            return -1;
+        }
+        c->initialized = comp->image_initialized;
+    } else if (keel_instance_new(comp->mod, c->imports, comp->memory_pages, &c->inst, &o,
+                                 err, sizeof err)) {
         if (o.end == KEEL_RT_TRAPPED) {
             r->end = HOST_TRAPPED;
             r->o = o;
@@ -224,6 +255,106 @@ static int run_init(host_call *c, const char *name, const keel_rt_limits *lim, h
     return -1;
 }
 
+/* Initializer, once per instance: the WASI reactor's _initialize, else a
+ * command's _start; then waPC's wapc_init. */
+static int run_init_sequence(host_call *c, const keel_rt_limits *lim, host_result *r)
+{
+    host_component *comp = c->comp;
+    if (comp->has_initialize ? run_init(c, "_initialize", lim, r)
+                             : comp->has_start && run_init(c, "_start", lim, r))
+        return -1;
+    if (comp->has_wapc_init && run_init(c, "wapc_init", lim, r))
+        return -1;
+    return 0;
+}
+
+/* Whether w's fd table is the one a fresh keel_wasi of the same
+ * configuration has: same slots open, same kinds, rights and preopen
+ * names (host fd numbers aside). */
+static bool wasi_fresh(struct keel_wasi *w, const keel_wasi_config *cfg)
+{
+    struct keel_wasi *f;
+    char err[256];
+    if (keel_wasi_new(cfg, &f, err, sizeof err))
+        return false;
+    uint32_t n = w->nfds > f->nfds ? w->nfds : f->nfds;
+    bool same = true;
+    for (uint32_t i = 0; i < n && same; i++) {
+        const keel_wasi_fd *a = i < w->nfds && w->fds[i].host >= 0 ? &w->fds[i] : NULL;
+        const keel_wasi_fd *b = i < f->nfds && f->fds[i].host >= 0 ? &f->fds[i] : NULL;
+        if (!a || !b) {
+            same = !a && !b;
+            continue;
+        }
+        same = a->filetype == b->filetype && a->readonly == b->readonly &&
+               a->rights_base == b->rights_base &&
+               a->rights_inheriting == b->rights_inheriting &&
+               !a->preopen == !b->preopen && (!a->preopen || !strcmp(a->preopen, b->preopen));
+    }
+    keel_wasi_free(f);
+    return same;
+}
+
+void host_image_build(keel_host *h, host_component *comp)
+{
+    const char *name = comp->cfg->name;
+    const char *env = getenv("KEEL_INSTANCE_IMAGES");
+    if (env && !strcmp(env, "0"))
+        return;
+    bool wapc = comp->cfg->abi == KEEL_ABI_WAPC;
+    if (!wapc && keel_module_has_start(comp->mod)) {
+        /* its start function would run once instead of per request */
+        keel_log(KEEL_LOG_INFO, name, "instances are created from scratch: the module has a "
+                 "start function");
+        return;
+    }
+    static const keel_request no_request = { .method = "", .path = "", .query = "" };
+    host_request rq = {
+        .h = h, .req = &no_request, .id = "init",
+        .deadline_ns = keel_rt_now_ns() + comp->timeout_ns,
+    };
+    host_call c = { .rq = &rq, .comp = comp, .cgi_stdout = -1, .is_template = true };
+    host_result r;
+    memset(&r, 0, sizeof r);
+    keel_rt_limits lim = { .deadline_ns = rq.deadline_ns };
+    int out = host_capped_memfd("keel-init-output", KEEL_HOST_MAX_GUEST_OUTPUT_BYTES);
+    host_stdio io = { .in = -1, .out = out, .err = out };
+    const char *argv[1] = { name };
+    keel_wasi_config wc = {
+        .argc = 1, .argv = argv, .envc = comp->nenv, .envp = (const char *const *)comp->env,
+        .preopens = comp->preopens, .npreopens = comp->npreopens,
+        .stdin_fd = -1, .stdout_fd = out, .stderr_fd = out,
+    };
+    char why[600] = "";
+    if (host_instance_acquire(&c, comp->env, comp->nenv, &io, &r)) {
+        snprintf(why, sizeof why, "instantiation failed: %s", r.why);
+    } else if (wapc && run_init_sequence(&c, &lim, &r)) {
+        if (c.template_refused)
+            snprintf(why, sizeof why, "the initializer calls host functions of a request "
+                     "(waPC or keel) and runs per request");
+        else
+            snprintf(why, sizeof why, "%s failed: %s", r.phase, r.why);
+    } else if (!wasi_fresh(c.wasi, &wc)) {
+        snprintf(why, sizeof why, "the initializer changed its WASI file descriptors");
+    } else {
+        char err[400];
+        comp->image = keel_image_new(c.inst, err, sizeof err);
+        if (!comp->image)
+            snprintf(why, sizeof why, "%s", err);
+        comp->image_initialized = wapc;
+    }
+    host_call_free(&c);
+    if (out >= 0) {
+        host_log_output(comp, &rq, out, "output");
+        close(out);
+    }
+    if (comp->image)
+        keel_log(KEEL_LOG_INFO, name, "instances start from a copy-on-write image%s",
+                 wapc ? " of the initialized instance" : "");
+    else
+        keel_log(KEEL_LOG_INFO, name, "instances are created from scratch: %s", why);
+}
+
 void host_wapc_run(host_call *c, host_result *r)
 {
     memset(r, 0, sizeof *r);
@@ -235,12 +366,7 @@ void host_wapc_run(host_call *c, host_result *r)
 
     if (host_instance_acquire(c, comp->env, comp->nenv, &io, r))
         goto done;
-    /* Initializer, once per instance: the WASI reactor's _initialize, else a
-     * command's _start; then waPC's wapc_init. */
-    if (comp->has_initialize ? run_init(c, "_initialize", &lim, r)
-                             : comp->has_start && run_init(c, "_start", &lim, r))
-        goto done;
-    if (comp->has_wapc_init && run_init(c, "wapc_init", &lim, r))
+    if (!c->initialized && run_init_sequence(c, &lim, r))
         goto done;
 
     uint64_t vals[2] = { c->op_len, c->payload_len };

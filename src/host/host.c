@@ -396,6 +396,9 @@ int keel_host_new(const keel_manifest *m, const keel_host_opts *o, keel_host **o
         }
     }
     build_routes(h);
+    /* Every component is set up: make each one's instance image (call.c). */
+    for (size_t i = 0; i < h->ncomps; i++)
+        host_image_build(h, &h->comps[i]);
     *out = h;
     return 0;
 }
@@ -406,6 +409,7 @@ void keel_host_free(keel_host *h)
         return;
     for (size_t i = 0; i < h->ncomps; i++) {
         host_component *c = &h->comps[i];
+        keel_image_free(c->image);
         keel_module_free(c->mod);
         free(c->calls);
         for (int j = 0; j < c->nenv; j++)

@@ -54,6 +54,12 @@ typedef struct host_component {
     keel_wasi_preopen *preopens;
     size_t npreopens;
     bool has_initialize, has_start, has_wapc_init;
+    /* Instances start from this copy-on-write image (call.c), made once at
+     * keel_host_new; NULL: each is instantiated (and initialized) from
+     * scratch. image_initialized: the image ran the waPC initializer
+     * sequence, so requests skip it. */
+    keel_image *image;
+    bool image_initialized;
 } host_component;
 
 typedef struct host_route {
@@ -109,6 +115,9 @@ typedef struct host_call {
     keel_instance *inst;
     struct keel_wasi *wasi;
     void **imports;
+    bool initialized;             /* inst came from an initialized image */
+    bool is_template;             /* building the component's image */
+    bool template_refused;        /* ... and the guest called a request-bound host function */
     /* WAGI: the stdout memfd and whether the guest tried to pass its cap */
     int cgi_stdout;               /* -1 when not WAGI */
     bool cgi_overflow;
@@ -137,11 +146,22 @@ typedef struct host_stdio {
 /* --- call.c --- */
 
 /* Creates the instance for c (WASI state with envp, stdio io) — the one
- * place an instance comes from, so a pre-initialized pool can replace it.
- * On failure fills r (HOST_TRAPPED or HOST_FAILED) and returns -1. */
+ * place an instance comes from: from the component's image when it has one
+ * (c->initialized then says whether the initializers already ran), else
+ * from scratch. On failure fills r (HOST_TRAPPED or HOST_FAILED) and
+ * returns -1. */
 int host_instance_acquire(host_call *c, char *const *envp, int envc, const host_stdio *io,
                           host_result *r);
 void host_instance_release(host_call *c);
+
+/* Builds comp->image at keel_host_new: instantiates a template, runs the
+ * waPC initializer sequence in it (WAGI: nothing; _start runs per request)
+ * and captures it. Leaves comp->image NULL (instances from scratch, as
+ * before) when the module cannot be imaged, the initializer fails or calls
+ * a host function bound to a request (waPC, keel), when it leaves the WASI
+ * file table different from a fresh one, or when KEEL_INSTANCE_IMAGES=0.
+ * Logs which. */
+void host_image_build(keel_host *h, host_component *comp);
 
 /* Runs a waPC invocation start to end: acquire, initializer, __guest_call
  * with c->op and c->payload, release. On HOST_OK c->response holds the
