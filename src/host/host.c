@@ -183,8 +183,8 @@ static int component_setup(keel_host *h, host_component *c, const keel_host_opts
     const keel_component_cfg *cfg = c->cfg;
     const char *mpath = h->m->path ? h->m->path : "keel.yaml";
     char why[1024];
-    keel_engine_opts eo = o ? o->engine : (keel_engine_opts){ .tier = KEEL_TIER_AUTO,
-                                                               .background_opt = true };
+    keel_engine_opts eo = o ? o->engine : (keel_engine_opts){ .tier = KEEL_TIER_AUTO };
+    eo.background_opt = false;   /* tierup.c builds optimized code in process */
     eo.host_tables = keel_host_link_tables;
     eo.nhost_tables = KEEL_HOST_NLINK_TABLES;
     if (keel_module_load(cfg->wasm, &eo, &c->mod, why, sizeof why))
@@ -399,6 +399,8 @@ int keel_host_new(const keel_manifest *m, const keel_host_opts *o, keel_host **o
     /* Every component is set up: make each one's instance image (call.c). */
     for (size_t i = 0; i < h->ncomps; i++)
         host_image_build(h, &h->comps[i]);
+    if (!o || o->engine.tier == KEEL_TIER_AUTO)
+        host_tierup_start(h, o ? o->engine.cache_dir : NULL);
     *out = h;
     return 0;
 }
@@ -407,6 +409,7 @@ void keel_host_free(keel_host *h)
 {
     if (!h)
         return;
+    host_tierup_stop(h);
     for (size_t i = 0; i < h->ncomps; i++) {
         host_component *c = &h->comps[i];
         keel_image_free(c->image);

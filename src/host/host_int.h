@@ -70,6 +70,7 @@ typedef struct host_route {
 
 struct keel_host {
     const keel_manifest *m;
+    atomic_bool *tierup_stop;     /* tierup.c's thread; NULL when none */
     host_component *comps;
     size_t ncomps;
     host_route *exact;            /* sorted by path */
@@ -162,6 +163,13 @@ void host_instance_release(host_call *c);
  * file table different from a fresh one, or when KEEL_INSTANCE_IMAGES=0.
  * Logs which. */
 void host_image_build(keel_host *h, host_component *comp);
+
+/* tierup.c: builds, in one detached background thread, the optimized code
+ * of every distinct module that loaded on the fast tier, into the cache
+ * (cache_dir NULL: the default). host_tierup_stop asks it to skip what it
+ * has not started; the thread frees what it owns. */
+void host_tierup_start(keel_host *h, const char *cache_dir);
+void host_tierup_stop(keel_host *h);
 
 /* Runs a waPC invocation start to end: acquire, initializer, __guest_call
  * with c->op and c->payload, release. On HOST_OK c->response holds the
