@@ -355,13 +355,36 @@ void host_image_build(keel_host *h, host_component *comp)
         keel_log(KEEL_LOG_INFO, name, "instances are created from scratch: %s", why);
 }
 
+/* The capped memfd a waPC call at this depth uses for the guest's stdout
+ * and stderr: one per call depth per thread, made on first use and rewound
+ * for each call (four system calls fewer per request than a new one).
+ * Worker threads live as long as the process, and so do these. -1 when it
+ * cannot be made. */
+static int wapc_output_fd(int depth)
+{
+    static __thread int fds[KEEL_HOST_MAX_CALL_DEPTH + 2];   /* fd + 1; 0 = none */
+    if (depth < 0 || depth > KEEL_HOST_MAX_CALL_DEPTH + 1)
+        return host_capped_memfd("keel-wapc-output", KEEL_HOST_MAX_GUEST_OUTPUT_BYTES);
+    if (!fds[depth]) {
+        int fd = host_capped_memfd("keel-wapc-output", KEEL_HOST_MAX_GUEST_OUTPUT_BYTES);
+        if (fd < 0)
+            return -1;
+        fds[depth] = fd + 1;
+    }
+    int fd = fds[depth] - 1;
+    if (lseek(fd, 0, SEEK_SET) != 0)
+        return -1;
+    return fd;
+}
+
 void host_wapc_run(host_call *c, host_result *r)
 {
     memset(r, 0, sizeof *r);
     host_component *comp = c->comp;
     keel_rt_limits lim = { .deadline_ns = c->rq->deadline_ns };
     /* The guest's stdout and stderr share one capped memfd, logged after. */
-    int out = host_capped_memfd("keel-wapc-output", KEEL_HOST_MAX_GUEST_OUTPUT_BYTES);
+    int out = wapc_output_fd(c->depth);
+    bool own_out = c->depth < 0 || c->depth > KEEL_HOST_MAX_CALL_DEPTH + 1;
     host_stdio io = { .in = -1, .out = out, .err = out };
 
     if (host_instance_acquire(c, comp->env, comp->nenv, &io, r))
@@ -409,6 +432,7 @@ done:
     host_instance_release(c);
     if (out >= 0) {
         host_log_output(comp, c->rq, out, "output");
-        close(out);
+        if (own_out)
+            close(out);
     }
 }
