@@ -5,6 +5,7 @@ stay flat (measured after the first 1,000 and after all 10,000 requests)
 and its open file descriptors must not pile up.
 
 Uses the helpers and fixtures of test_up.py (same directory)."""
+import os
 import threading
 import time
 
@@ -31,6 +32,11 @@ THREADS = 4
 WARMUP = 1_000
 TOTAL = 10_000
 MAX_RSS_GROWTH_KIB = 20 * 1024
+if os.environ.get("ASAN_OPTIONS"):
+    # Under AddressSanitizer freed memory sits in a quarantine (256 MiB by
+    # default) before reuse, so RSS climbs without a leak; LeakSanitizer
+    # checks leaks in that run instead.
+    MAX_RSS_GROWTH_KIB = 128 * 1024
 MAX_FD_DRIFT = 5
 
 
