@@ -151,12 +151,18 @@ static uint32_t HOST_FN(host_response_len)(CTX)
     return (uint32_t)c->host_response.len;
 }
 
+/* Copies b into guest memory at ptr (traps when it does not fit there). */
+static void copy_out(host_call *c, uint32_t ptr, const host_buf *b)
+{
+    uint8_t *p = host_guest_range(c, ptr, (uint32_t)b->len);
+    if (b->len)
+        memcpy(p, b->data, b->len);
+}
+
 static void HOST_FN(host_response)(CTX, uint32_t ptr)
 {
     host_call *c = host_call_of(ctx);
-    uint8_t *p = host_guest_range(c, ptr, (uint32_t)c->host_response.len);
-    if (c->host_response.len)
-        memcpy(p, c->host_response.data, c->host_response.len);
+    copy_out(c, ptr, &c->host_response);
 }
 
 static uint32_t HOST_FN(host_error_len)(CTX)
@@ -168,9 +174,7 @@ static uint32_t HOST_FN(host_error_len)(CTX)
 static void HOST_FN(host_error)(CTX, uint32_t ptr)
 {
     host_call *c = host_call_of(ctx);
-    uint8_t *p = host_guest_range(c, ptr, (uint32_t)c->host_error.len);
-    if (c->host_error.len)
-        memcpy(p, c->host_error.data, c->host_error.len);
+    copy_out(c, ptr, &c->host_error);
 }
 
 static void HOST_FN(console_log)(CTX, uint32_t ptr, uint32_t len)
