@@ -483,10 +483,10 @@ static void write_layout(FILE *f, const wasm_info *info, const char *c, size_t l
     fprintf(f, "struct keel_glue_layout { int32_t nmems, nfuncref, nexternref, nimports;\n"
                "  const uint32_t *mems, *funcref, *externref, *imports; };\n");
     if (ok)
-        fprintf(f, "static const struct keel_glue_layout keel_glue_layout = { %d, %d, %d, %zu,\n",
+        fprintf(f, "KEEL_GLUE_API const struct keel_glue_layout keel_glue_layout = { %d, %d, %d, %zu,\n",
                 counts[0], counts[1], counts[2], nmods);
     else
-        fprintf(f, "static const struct keel_glue_layout keel_glue_layout = { -1, -1, -1, -1,\n");
+        fprintf(f, "KEEL_GLUE_API const struct keel_glue_layout keel_glue_layout = { -1, -1, -1, -1,\n");
     fprintf(f, "  keel_layout_mems, keel_layout_funcref, keel_layout_externref, "
                "keel_layout_imports };\n");
     free(imp);
@@ -554,8 +554,7 @@ int keel_glue_write(FILE *f, const wasm_info *info, const char *generated_c,
         else
             fprintf(f, "0 },\n");
     }
-    /* the terminator's addr: the instance layout (module_int.h) */
-    fprintf(f, "  { 0, 0, 0, (void *)&keel_glue_layout, 0 } };\n");
+    fprintf(f, "  { 0, 0, 0, 0, 0 } };\n");
     fprintf(f, "KEEL_GLUE_API const uint32_t keel_glue_export_count = %zu;\n", info->nexports);
     write_function_table(f, generated_c, generated_len);
     return ferror(f) ? keel_err(err, errlen, KEEL_EIO, "writing glue failed") : 0;

@@ -13,6 +13,8 @@
  *   uint32_t keel_glue_export_count
  *   const void *keel_glue_func_addrs[] / const char *keel_glue_func_names[]
  *   uint32_t keel_glue_func_count                 for naming trap sites
+ *   const struct keel_glue_layout keel_glue_layout instance struct offsets for
+ *                                                 copy-on-write images
  *
  * Imports are defined by the glue as forwarders through a table bound at
  * link time, so compiled code never depends on symbols of the process. */

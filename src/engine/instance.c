@@ -70,8 +70,7 @@ void keel_instance_free(keel_instance *in)
 
 const keel_glue_layout *keel_module_layout(const keel_module *m)
 {
-    /* The glue puts it in the export table's terminating entry. */
-    return (const keel_glue_layout *)m->syms->exports[*m->syms->export_count].addr;
+    return m->syms->layout;
 }
 
 void *keel_instance_ptr(keel_instance *in)

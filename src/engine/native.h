@@ -25,6 +25,7 @@ typedef struct keel_glue_syms {
     const void *const *func_addrs;
     const char *const *func_names;
     const uint32_t *func_count;
+    const struct keel_glue_layout *layout;   /* instance struct offsets (image.c) */
 } keel_glue_syms;
 
 typedef struct keel_native keel_native;

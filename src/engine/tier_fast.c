@@ -134,6 +134,7 @@ int keel_native_bind_syms(keel_glue_syms *s, void *(*lookup)(void *, const char 
     SYM(func_addrs, "keel_glue_func_addrs");
     SYM(func_names, "keel_glue_func_names");
     SYM(func_count, "keel_glue_func_count");
+    SYM(layout, "keel_glue_layout");
 #undef SYM
     return 0;
 }
