@@ -10,8 +10,10 @@
  *            keel_instance_free of that instance after one byte of its
  *            memory was written (a request dirties at least a page);
  *   image    keel_instance_from_image (copy-on-write image, pooled
- *            reservations), then its free likewise — only with
- *            -DKEEL_BENCH_IMAGE (the engine before images had no such call);
+ *            reservations), then its free likewise, then (reset) the
+ *            keel_image_tidy that puts the memory back in the image's
+ *            state for reuse (the server runs it after the response) —
+ *            only with -DKEEL_BENCH_IMAGE;
  *   wasi     keel_wasi_new + keel_wasi_free with the component host's
  *            configuration (argv, no env, stdio fds, no preopens).
  *
@@ -31,18 +33,8 @@
 #include "host/host.h"
 #include "wasi/wasi.h"
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
+#include "bench_util.h"
 
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
 
 static void report(const char *module, const char *what, uint64_t *t, size_t n)
 {
@@ -165,6 +157,9 @@ static void bench_module(const char *label, const char *path, size_t runs, keel_
     report(label, "free", tf, runs);
 
 #ifdef KEEL_BENCH_IMAGE
+    uint64_t *tr = malloc(runs * sizeof *tr);
+    if (!tr)
+        exit(1);
     keel_instance *tmpl;
     if (keel_instance_new(m, imports, 0, &tmpl, &o, err, sizeof err)) {
         fprintf(stderr, "%s: %s\n", path, err);
@@ -188,14 +183,19 @@ static void bench_module(const char *label, const char *path, size_t runs, keel_
             mem->data[mem->size - 1] = 1;
         uint64_t t2 = now_ns();
         keel_instance_free(in);
+        uint64_t t3 = now_ns();
+        keel_image_tidy();   /* the reset, which the server does after the response */
         if (i >= runs / 10) {
             t[i - runs / 10] = t1 - t0;
-            tf[i - runs / 10] = now_ns() - t2;
+            tf[i - runs / 10] = t3 - t2;
+            tr[i - runs / 10] = now_ns() - t3;
         }
     }
     report(label, "image", t, runs);
     report(label, "free", tf, runs);
+    report(label, "reset", tr, runs);
     keel_image_free(img);
+    free(tr);
 #endif
     free(t);
     free(tf);

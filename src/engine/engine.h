@@ -124,8 +124,9 @@ void keel_instance_free(keel_instance *inst);
  * (pages are copied only when the guest writes them), tables are copied
  * with their functions rebound to the new instance. An image may be used
  * by any number of threads at once (it keeps a few clean reservations for
- * reuse under a lock); it must not outlive its module, and every instance
- * made from it must be freed before it. */
+ * reuse, lock-free); it must not outlive its module, and every instance
+ * made from it must be freed, and keel_image_tidy called on each thread
+ * that freed one, before it. */
 typedef struct keel_image keel_image;
 
 /* Captures initialized (which stays usable and owned by the caller). NULL,
@@ -143,6 +144,12 @@ void keel_image_free(keel_image *img);
 int keel_instance_from_image(keel_image *img, void *const *import_instances,
                              uint32_t memory_limit_pages, keel_instance **out,
                              char *err, size_t errlen);
+
+/* Finishes what freeing image instances on this thread left to do:
+ * resetting their memories for reuse. Freeing only queues that work (a
+ * bounded amount per thread), so that it runs where it delays no one —
+ * after a response is sent. Cheap when there is nothing to do. */
+void keel_image_tidy(void);
 
 /* Whether the module has a start function (it runs at instantiation). */
 bool keel_module_has_start(const keel_module *m);

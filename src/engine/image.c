@@ -20,9 +20,15 @@
  * Reuse: for a module with one memory (the usual case) keel_instance_free
  * hands the reservation back to its image (keel_image_recycle) instead of
  * the generic pool: pages grown past the image are mapped over with fresh
- * PROT_NONE memory, and MADV_DONTNEED on the image part drops the private
- * copies, so the mapping reads the sealed memfd again. The next
- * keel_instance_from_image takes such a slot with no system call at all.
+ * PROT_NONE memory; the pages the instance wrote (its private copies, found
+ * with one PAGEMAP_SCAN) get the image's bytes copied back, and stay
+ * mapped, so the next instance neither faults on them nor makes the kernel
+ * flush other CPUs' TLBs (an instance that wrote over IMAGE_COPY_MAX, or a
+ * kernel without PAGEMAP_SCAN: MADV_DONTNEED drops the copies instead).
+ * The next keel_instance_from_image takes such a slot with no system call.
+ * The reset itself waits in a per-thread list until keel_image_tidy (the
+ * server calls it once a response is on its way), so a request does not
+ * wait for the resets of the instances it used.
  * The generated free then releases the tables (and any other memory to the
  * generic pool, rt_memory.c).
  *
@@ -33,10 +39,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -45,15 +52,37 @@
 #define IMAGE_PAGE_BYTES 65536u
 #define IMAGE_OS_PAGE 4096u
 /* Clean reservations an image keeps with its memfd already mapped, for a
- * module with one memory (each holds at most the image's bytes of page
- * cache references, no private pages). */
+ * module with one memory (each holds the image's bytes of page cache
+ * references, plus the private pages earlier instances wrote, reset to the
+ * image's contents). */
 #define IMAGE_SLOTS_MAX 64
+/* Resetting a slot copies at most this much back from the image; an
+ * instance that wrote more gets its private pages dropped instead. */
+#define IMAGE_COPY_MAX (1u << 20)
+#define IMAGE_SCAN_REGIONS 64
+/* Freed memories a thread holds before it resets them (keel_image_tidy). */
+#define IMAGE_PENDING_MAX 32
+
+/* PAGEMAP_SCAN (Linux 6.7, linux/fs.h; Debian 12's headers predate it):
+ * the kernel's ABI, declared here under Keel's names. */
+typedef struct pm_region {
+    uint64_t start, end, categories;
+} pm_region;
+typedef struct pm_scan_arg {
+    uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages;
+    uint64_t category_inverted, category_mask, category_anyof_mask, return_mask;
+} pm_scan_arg;
+#define PM_PAGEMAP_SCAN _IOWR('f', 16, pm_scan_arg)
+#define PM_PAGE_IS_FILE (1u << 2)
+#define PM_PAGE_IS_PRESENT (1u << 3)
 
 typedef struct image_mem {
     uint32_t off;             /* of the wasm_rt_memory_t in the struct */
     int fd;                   /* sealed memfd of `bytes` bytes; -1 when 0 */
     uint64_t bytes;           /* pages * 64 KiB */
     uint32_t pages, max_pages, size;
+    const unsigned char *src; /* the memfd mapped shared, read-only (NULL when 0) */
+    uint64_t *zero;           /* bit per OS page: all zero in the image (a hole) */
 } image_mem;
 
 typedef struct image_table {
@@ -73,11 +102,44 @@ struct keel_image {
     uint32_t nmems;
     image_table *tabs;
     uint32_t ntabs;
-    /* reservations of the single memory, memfd mapped, contents pristine */
-    pthread_mutex_t lock;
-    unsigned char *slots[IMAGE_SLOTS_MAX];
-    uint32_t nslots;
+    /* Reservations of the single memory, memfd mapped, contents pristine:
+     * taken and returned with one compare-and-swap, no lock. */
+    _Atomic(unsigned char *) slots[IMAGE_SLOTS_MAX];
 };
+
+/* Where this thread last took or returned a slot: threads tend to find
+ * their own slot again there, without contending on the others'. */
+static _Thread_local uint32_t slot_hint;
+
+static unsigned char *slot_take(keel_image *img)
+{
+    for (uint32_t k = 0; k < IMAGE_SLOTS_MAX; k++) {
+        uint32_t i = (slot_hint + k) % IMAGE_SLOTS_MAX;
+        unsigned char *p = atomic_load_explicit(&img->slots[i], memory_order_relaxed);
+        if (p && atomic_compare_exchange_strong(&img->slots[i], &p, NULL)) {
+            slot_hint = i;
+            return p;
+        }
+    }
+    return NULL;
+}
+
+static bool slot_put(keel_image *img, unsigned char *base)
+{
+    for (uint32_t k = 0; k < IMAGE_SLOTS_MAX; k++) {
+        uint32_t i = (slot_hint + k) % IMAGE_SLOTS_MAX;
+        unsigned char *none = NULL;
+        if (!atomic_load_explicit(&img->slots[i], memory_order_relaxed) &&
+            atomic_compare_exchange_strong(&img->slots[i], &none, base)) {
+            slot_hint = i;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* A clean slot, or after resetting this thread's freed memories (below). */
+static unsigned char *slot_take_or_tidy(keel_image *img);
 
 bool keel_module_has_start(const keel_module *m)
 {
@@ -88,12 +150,20 @@ void keel_image_free(keel_image *img)
 {
     if (!img)
         return;
-    for (uint32_t i = 0; i < img->nslots; i++)
-        rt_memory_release(img->slots[i], img->mems[0].bytes);
-    pthread_mutex_destroy(&img->lock);
-    for (uint32_t i = 0; i < img->nmems; i++)
-        if (img->mems[i].fd >= 0)
-            close(img->mems[i].fd);
+    keel_image_tidy();   /* this thread's; other threads tidied (engine.h) */
+    for (uint32_t i = 0; i < IMAGE_SLOTS_MAX; i++) {
+        unsigned char *p = atomic_load(&img->slots[i]);
+        if (p)
+            rt_memory_release(p, img->mems[0].bytes);
+    }
+    for (uint32_t i = 0; i < img->nmems; i++) {
+        image_mem *im = &img->mems[i];
+        if (im->fd >= 0)
+            close(im->fd);
+        if (im->src)
+            munmap((void *)im->src, im->bytes);
+        free(im->zero);
+    }
     for (uint32_t i = 0; i < img->ntabs; i++)
         free(img->tabs[i].data);
     free(img->mems);
@@ -126,8 +196,9 @@ static bool page_is_zero(const unsigned char *p)
     return true;
 }
 
-/* The memory's bytes into a new sealed memfd; -1 on failure. */
-static int memory_to_memfd(const unsigned char *data, uint64_t bytes)
+/* The memory's bytes into a new sealed memfd; -1 on failure. Sets a bit in
+ * zero (bytes / 4 KiB bits, zeroed by the caller) per all-zero page. */
+static int memory_to_memfd(const unsigned char *data, uint64_t bytes, uint64_t *zero)
 {
     int fd = memfd_create("keel-image", MFD_CLOEXEC | MFD_ALLOW_SEALING);
     if (fd < 0)
@@ -137,6 +208,7 @@ static int memory_to_memfd(const unsigned char *data, uint64_t bytes)
     /* Runs of non-zero pages; zero pages stay holes (no memory). */
     for (uint64_t at = 0; at < bytes;) {
         if (page_is_zero(data + at)) {
+            zero[at / IMAGE_OS_PAGE / 64] |= 1ull << (at / IMAGE_OS_PAGE % 64);
             at += IMAGE_OS_PAGE;
             continue;
         }
@@ -176,7 +248,6 @@ keel_image *keel_image_new(keel_instance *in, char *err, size_t errlen)
         abort();
     img->m = m;
     img->lay = lay;
-    pthread_mutex_init(&img->lock, NULL);
     img->size = m->syms->instance_size();
     img->bytes = malloc(img->size ? img->size : 1);
     img->mems = calloc((size_t)lay->nmems + 1, sizeof *img->mems);
@@ -196,12 +267,25 @@ keel_image *keel_image_new(keel_instance *in, char *err, size_t errlen)
         im->max_pages = mem->max_pages;
         im->size = mem->size;
         im->bytes = (uint64_t)mem->pages * IMAGE_PAGE_BYTES;
-        if (im->bytes && (im->fd = memory_to_memfd(mem->data, im->bytes)) < 0) {
+        if (!im->bytes)
+            continue;
+        im->zero = calloc((size_t)(im->bytes / IMAGE_OS_PAGE + 63) / 64, sizeof *im->zero);
+        if (!im->zero)
+            abort();
+        if ((im->fd = memory_to_memfd(mem->data, im->bytes, im->zero)) < 0) {
             keel_err(err, errlen, KEEL_EIO, "%s: no image: memfd: %s", m->path,
                      strerror(errno));
             keel_image_free(img);
             return NULL;
         }
+        void *src = mmap(NULL, im->bytes, PROT_READ, MAP_SHARED, im->fd, 0);
+        if (src == MAP_FAILED) {
+            keel_err(err, errlen, KEEL_ENOMEM, "%s: no image: mmap: %s", m->path,
+                     strerror(errno));
+            keel_image_free(img);
+            return NULL;
+        }
+        im->src = src;
     }
     for (int32_t k = 0; k < lay->nfuncref + lay->nexternref; k++) {
         bool fr = k < lay->nfuncref;
@@ -280,12 +364,8 @@ int keel_instance_from_image(keel_image *img, void *const *import_instances,
         const image_mem *im = &img->mems[i];
         wasm_rt_memory_t *mem = (wasm_rt_memory_t *)(void *)(inst + im->off);
         unsigned char *base = NULL;
-        if (img->nmems == 1) {   /* a clean slot: the memfd is mapped already */
-            pthread_mutex_lock(&img->lock);
-            if (img->nslots)
-                base = img->slots[--img->nslots];
-            pthread_mutex_unlock(&img->lock);
-        }
+        if (img->nmems == 1)     /* a clean slot: the memfd is mapped already */
+            base = slot_take_or_tidy(img);
         if (!base) {
             if (!(base = rt_memory_reserve())) {
                 keel_err(err, errlen, KEEL_ENOMEM, "%s: cannot reserve memory", m->path);
@@ -343,6 +423,117 @@ fail:
     return rc;
 }
 
+/* Copies the image back over the pages of base [0, im->bytes) this
+ * instance has its own copy of (the pages written since the mapping was
+ * made: they are anonymous, the others still read the memfd), found with
+ * one PAGEMAP_SCAN. The pages stay mapped and writable, so the next
+ * instance neither faults nor flushes TLBs on them. false: not done (no
+ * PAGEMAP_SCAN in this kernel, or more than IMAGE_COPY_MAX bytes to copy);
+ * the caller drops the copies instead. */
+static bool restore_written(const image_mem *im, unsigned char *base)
+{
+    static _Atomic int pagemap_fd = -2;   /* -2: not opened yet; -1: unusable */
+    int fd = atomic_load(&pagemap_fd);
+    if (fd == -2) {
+        int nfd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+        int expect = -2;
+        if (!atomic_compare_exchange_strong(&pagemap_fd, &expect, nfd) && nfd >= 0)
+            close(nfd);
+        fd = atomic_load(&pagemap_fd);
+    }
+    if (fd < 0)
+        return false;
+    pm_region regs[IMAGE_SCAN_REGIONS];
+    pm_scan_arg arg = {
+        .size = sizeof arg,
+        .start = (uint64_t)(uintptr_t)base,
+        .end = (uint64_t)(uintptr_t)base + im->bytes,
+        .vec = (uint64_t)(uintptr_t)regs,
+        .vec_len = IMAGE_SCAN_REGIONS,
+        .max_pages = IMAGE_COPY_MAX / IMAGE_OS_PAGE + 1,
+        .category_inverted = PM_PAGE_IS_FILE,
+        .category_mask = PM_PAGE_IS_FILE | PM_PAGE_IS_PRESENT,
+        .return_mask = PM_PAGE_IS_FILE | PM_PAGE_IS_PRESENT,
+    };
+    int n = ioctl(fd, PM_PAGEMAP_SCAN, &arg);
+    if (n < 0) {
+        if (errno == ENOTTY || errno == EINVAL || errno == EOPNOTSUPP) {
+            int expect = fd;
+            if (atomic_compare_exchange_strong(&pagemap_fd, &expect, -1))
+                close(fd);
+        }
+        return false;
+    }
+    if (arg.walk_end != arg.end)   /* regions or page budget ran out */
+        return false;
+    uint64_t total = 0;
+    for (int i = 0; i < n; i++)
+        total += regs[i].end - regs[i].start;
+    if (total > IMAGE_COPY_MAX)
+        return false;
+    for (int i = 0; i < n; i++) {
+        for (uint64_t a = regs[i].start; a < regs[i].end; a += IMAGE_OS_PAGE) {
+            uint64_t off = a - (uint64_t)(uintptr_t)base;
+            uint64_t pg = off / IMAGE_OS_PAGE;
+            if (im->zero[pg / 64] >> (pg % 64) & 1)
+                memset(base + off, 0, IMAGE_OS_PAGE);
+            else
+                memcpy(base + off, im->src + off, IMAGE_OS_PAGE);
+        }
+    }
+    return true;
+}
+
+/* Puts base (an instance's memory that had `used` bytes) back in the
+ * image's state and into a free slot: pages grown past the image become
+ * inaccessible and unbacked again; pages written are copied back from the
+ * image (restore_written) or, failing that, their private copies are
+ * dropped so the mapping reads the sealed memfd again. Any failure, or no
+ * free slot: the generic pool. */
+static void reset_slot(keel_image *img, unsigned char *base, uint64_t used)
+{
+    const image_mem *im = &img->mems[0];
+    if ((used > im->bytes &&
+         mmap(base + im->bytes, used - im->bytes, PROT_NONE,
+              MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0) == MAP_FAILED) ||
+        (im->bytes && !restore_written(im, base) &&
+         madvise(base, im->bytes, MADV_DONTNEED) != 0)) {
+        rt_memory_release(base, used);
+        return;
+    }
+    if (!slot_put(img, base))
+        rt_memory_release(base, im->bytes);
+}
+
+/* Memories of this thread's freed instances waiting for reset_slot:
+ * resetting costs a system call and copies, which keel_image_tidy does
+ * once the request's response is on its way. */
+typedef struct pending_slot {
+    keel_image *img;
+    unsigned char *base;
+    uint64_t used;
+} pending_slot;
+static _Thread_local pending_slot pending[IMAGE_PENDING_MAX];
+static _Thread_local uint32_t npending;
+
+void keel_image_tidy(void)
+{
+    while (npending) {
+        pending_slot p = pending[--npending];
+        reset_slot(p.img, p.base, p.used);
+    }
+}
+
+static unsigned char *slot_take_or_tidy(keel_image *img)
+{
+    unsigned char *base = slot_take(img);
+    if (!base && npending) {   /* this thread's own freed memories first */
+        keel_image_tidy();
+        base = slot_take(img);
+    }
+    return base;
+}
+
 void keel_image_recycle(keel_instance *in)
 {
     keel_image *img = in->img;
@@ -356,22 +547,7 @@ void keel_image_recycle(keel_instance *in)
         return;
     mem->data = NULL;
     mem->pages = mem->size = 0;
-    /* Back to the image's state: pages grown past it become inaccessible
-     * and unbacked again; private copies of image pages are dropped, so the
-     * next access reads the sealed memfd. Any failure: the generic pool. */
-    if ((used > im->bytes &&
-         mmap(base + im->bytes, used - im->bytes, PROT_NONE,
-              MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0) == MAP_FAILED) ||
-        (im->bytes && madvise(base, im->bytes, MADV_DONTNEED) != 0)) {
-        rt_memory_release(base, used);
-        return;
-    }
-    pthread_mutex_lock(&img->lock);
-    if (img->nslots < IMAGE_SLOTS_MAX) {
-        img->slots[img->nslots++] = base;
-        base = NULL;
-    }
-    pthread_mutex_unlock(&img->lock);
-    if (base)
-        rt_memory_release(base, im->bytes);
+    if (npending == IMAGE_PENDING_MAX)
+        keel_image_tidy();
+    pending[npending++] = (pending_slot){ img, base, used };
 }

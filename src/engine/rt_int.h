@@ -34,6 +34,8 @@ typedef struct rt_thread {
     uintptr_t stack_lo, stack_hi;     /* this thread's stack bounds */
     void *altstack;                   /* signal stack, allocated once */
     struct rt_watch *watch;           /* watchdog entry for this thread */
+    sigset_t mask;                    /* the thread's signal mask, taken once */
+    volatile sig_atomic_t from_signal;/* the unwind leaves a signal handler */
     /* exception handling (wasm2c --enable-exceptions) */
     jmp_buf *exc_target;
     uint32_t exc_tag, exc_size;

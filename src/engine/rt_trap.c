@@ -65,6 +65,15 @@ _Noreturn void rt_unwind(keel_rt_end end, keel_trap_kind kind, int code,
     siglongjmp(*rt_self.unwind, 1);
 }
 
+/* rt_unwind out of a signal handler: the invoke then restores the
+ * thread's signal mask (the handler's blocked signals stay blocked
+ * otherwise, since invokes do not save the mask). */
+static _Noreturn void unwind_from_signal(keel_trap_kind kind, const void *pc)
+{
+    rt_self.from_signal = 1;
+    rt_unwind(KEEL_RT_TRAPPED, kind, 0, pc);
+}
+
 static void restore_default_and_return(int sig)
 {
     /* Not a guest fault: let the default action (core dump) happen when the
@@ -84,9 +93,9 @@ static void on_fault(int sig, siginfo_t *si, void *uc)
                      addr + RT_STACK_SLACK_BYTES >= rt_self.stack_lo &&
                      addr < rt_self.stack_lo + RT_STACK_SLACK_BYTES;
     if (near_stack)
-        rt_unwind(KEEL_RT_TRAPPED, KEEL_TRAP_EXHAUSTION, 0, pc);
+        unwind_from_signal(KEEL_TRAP_EXHAUSTION, pc);
     if (rt_code_contains(pc))
-        rt_unwind(KEEL_RT_TRAPPED, KEEL_TRAP_OOB, 0, pc);
+        unwind_from_signal(KEEL_TRAP_OOB, pc);
     restore_default_and_return(sig);
 }
 
@@ -101,7 +110,7 @@ static void on_deadline(int sig, siginfo_t *si, void *uc)
         return;
     const void *pc = context_pc(uc);
     if (rt_code_contains(pc))
-        rt_unwind(KEEL_RT_TRAPPED, KEEL_TRAP_DEADLINE, 0, pc);
+        unwind_from_signal(KEEL_TRAP_DEADLINE, pc);
     /* In host code: the watchdog signals again shortly; host functions that
      * wait check the deadline themselves. */
 }
@@ -122,6 +131,7 @@ static void ensure_thread_ready(void)
         abort();
     }
     rt_self.altstack = alt;
+    pthread_sigmask(SIG_BLOCK, NULL, &rt_self.mask);
     pthread_attr_t attr;
     if (pthread_getattr_np(pthread_self(), &attr) == 0) {
         void *lo;
@@ -182,7 +192,9 @@ void keel_rt_invoke(void (*fn)(void *), void *arg,
         (!deadline || limits->deadline_ns < deadline))
         deadline = limits->deadline_ns;
 
-    if (sigsetjmp(jb, 1) == 0) {
+    /* No mask saved (a system call per invoke): an unwind out of a signal
+     * handler restores the thread's mask below instead. */
+    if (sigsetjmp(jb, 0) == 0) {
         rt_self.unwind = &jb;
         rt_self.depth++;
         rt_self.mem_limit_hit = 0;
@@ -193,6 +205,10 @@ void keel_rt_invoke(void (*fn)(void *), void *arg,
         fn(arg);
         out->end = KEEL_RT_RETURNED;
     } else {
+        if (rt_self.from_signal) {
+            pthread_sigmask(SIG_SETMASK, &rt_self.mask, NULL);
+            rt_self.from_signal = 0;
+        }
         out->end = rt_self.end;
         out->trap = rt_self.trap;
         out->exit_code = rt_self.exit_code;

@@ -10,6 +10,8 @@
 #include "engine/rt_int.h"
 
 #include <errno.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <time.h>
@@ -18,12 +20,18 @@
 
 /* Re-signal period after a deadline passes; bounds the overshoot. */
 #define RT_WATCHDOG_REPEAT_NS (5u * 1000u * 1000u)
+#define WD_NEVER UINT64_MAX
+/* With nothing armed, the watchdog looks again after this long, this many
+ * times, before it sleeps until woken. */
+#define RT_WATCHDOG_IDLE_NS (1000u * 1000u * 1000u)
+#define RT_WATCHDOG_IDLE_LOOKS 5u
 
 typedef struct rt_watch {
-    struct rt_watch *next;
+    struct rt_watch *next;        /* wd_list, under wd_lock */
     pthread_t thread;
-    uint64_t deadline_ns;     /* 0 = disarmed */
-    uint64_t next_signal_ns;
+    _Atomic uint64_t deadline_ns; /* written by the owner thread; 0 = disarmed */
+    uint64_t signalled_for;       /* watchdog only: the deadline last signalled */
+    uint64_t next_signal_ns;      /* watchdog only */
 } rt_watch;
 
 static pthread_mutex_t wd_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -31,6 +39,10 @@ static pthread_cond_t wd_cond;
 static rt_watch *wd_list;
 static int wd_signo;
 static pthread_key_t wd_key;
+/* When the watchdog will look next (WD_NEVER while it scans). Arming a
+ * deadline earlier than this wakes it; any other arm or disarm is a plain
+ * store, so a request costs the watchdog nothing in the common case. */
+static _Atomic uint64_t wd_wake_at = WD_NEVER;
 
 static void watch_release(void *p)
 {
@@ -46,23 +58,50 @@ static void watch_release(void *p)
     free(w);
 }
 
+/* Signals every thread whose deadline passed (again every
+ * RT_WATCHDOG_REPEAT_NS while it stays armed on the same deadline) and
+ * returns when to look next, 0 for no armed deadline. Under wd_lock. */
+static uint64_t scan(uint64_t now)
+{
+    uint64_t next = 0;
+    for (rt_watch *w = wd_list; w; w = w->next) {
+        uint64_t d = atomic_load(&w->deadline_ns);
+        if (!d)
+            continue;
+        if (d != w->signalled_for) {
+            w->next_signal_ns = d;
+            w->signalled_for = 0;
+        }
+        if (w->next_signal_ns <= now) {
+            pthread_kill(w->thread, wd_signo);
+            w->signalled_for = d;
+            w->next_signal_ns = now + RT_WATCHDOG_REPEAT_NS;
+        }
+        if (!next || w->next_signal_ns < next)
+            next = w->next_signal_ns;
+    }
+    return next;
+}
+
 static void *watchdog_main(void *arg)
 {
     (void)arg;
+    unsigned idle = 0;
     pthread_mutex_lock(&wd_lock);
     for (;;) {
+        /* Arms made while we scan see WD_NEVER and signal; they wait for
+         * the lock, which we hold until we sleep, so none is lost. */
+        atomic_store(&wd_wake_at, WD_NEVER);
         uint64_t now = keel_rt_now_ns();
-        uint64_t next = 0;
-        for (rt_watch *w = wd_list; w; w = w->next) {
-            if (!w->deadline_ns)
-                continue;
-            if (w->next_signal_ns <= now) {
-                pthread_kill(w->thread, wd_signo);
-                w->next_signal_ns = now + RT_WATCHDOG_REPEAT_NS;
-            }
-            if (!next || w->next_signal_ns < next)
-                next = w->next_signal_ns;
-        }
+        uint64_t next = scan(now);
+        /* Nothing armed: between two requests of a busy server, usually.
+         * Look again in a while rather than be woken by the next arm;
+         * after a few such idle looks, sleep until an arm wakes us. */
+        if (next)
+            idle = 0;
+        else if (idle++ < RT_WATCHDOG_IDLE_LOOKS)
+            next = now + RT_WATCHDOG_IDLE_NS;
+        atomic_store(&wd_wake_at, next ? next : WD_NEVER - 1);
         if (!next) {
             pthread_cond_wait(&wd_cond, &wd_lock);
         } else {
@@ -116,9 +155,13 @@ void rt_watchdog_arm(uint64_t deadline_ns)
         pthread_mutex_unlock(&wd_lock);
         rt_self.watch = w;
     }
-    pthread_mutex_lock(&wd_lock);
-    w->deadline_ns = deadline_ns;
-    w->next_signal_ns = deadline_ns;
-    pthread_cond_signal(&wd_cond);
-    pthread_mutex_unlock(&wd_lock);
+    /* Sequentially consistent store then load, against the watchdog's
+     * store of wd_wake_at then load of deadlines: either it sees this
+     * deadline in its scan, or this sees it scanning and wakes it. */
+    atomic_store(&w->deadline_ns, deadline_ns);
+    if (deadline_ns && deadline_ns < atomic_load(&wd_wake_at)) {
+        pthread_mutex_lock(&wd_lock);
+        pthread_cond_signal(&wd_cond);
+        pthread_mutex_unlock(&wd_lock);
+    }
 }

@@ -161,6 +161,7 @@ int host_instance_acquire(host_call *c, char *const *envp, int envc, const host_
         .envc = envc, .envp = (const char *const *)envp,
         .preopens = comp->preopens, .npreopens = comp->npreopens,
         .stdin_fd = io->in, .stdout_fd = io->out, .stderr_fd = io->err,
+        .stdio_are_files = true,   /* the host's stdio are memfds */
     };
     char err[400];
     r->phase = "instantiation";
@@ -172,7 +173,10 @@ int host_instance_acquire(host_call *c, char *const *envp, int envc, const host_
     c->ctx.mem = NULL;
     c->ctx.wasi = c->wasi;
     c->ctx.component = c;
-    size_t nmods = keel_module_import_module_count(comp->mod);
+    if (!c->code)   /* the component's current code, kept to the end */
+        c->code = atomic_load_explicit(&comp->code, memory_order_acquire);
+    host_code *code = c->code;
+    size_t nmods = keel_module_import_module_count(code->mod);
     c->imports = calloc(nmods + 1, sizeof *c->imports);
     if (!c->imports)
         abort();
@@ -181,8 +185,8 @@ int host_instance_acquire(host_call *c, char *const *envp, int envc, const host_
     keel_rt_outcome o;
     memset(&o, 0, sizeof o);
     c->initialized = false;
-    if (comp->image && !c->is_template) {
-        int rc = keel_instance_from_image(comp->image, c->imports, comp->memory_pages, &c->inst,
+    if (code->image && !c->is_template) {
+        int rc = keel_instance_from_image(code->image, c->imports, comp->memory_pages, &c->inst,
                                           err, sizeof err);
         if (rc) {
             if (rc == KEEL_ELIMIT) {
@@ -198,8 +202,8 @@ int host_instance_acquire(host_call *c, char *const *envp, int envc, const host_
             host_instance_release(c);
             return -1;
         }
-        c->initialized = comp->image_initialized;
-    } else if (keel_instance_new(comp->mod, c->imports, comp->memory_pages, &c->inst, &o,
+        c->initialized = code->image_initialized;
+    } else if (keel_instance_new(code->mod, c->imports, comp->memory_pages, &c->inst, &o,
                                  err, sizeof err)) {
         if (o.end == KEEL_RT_TRAPPED) {
             r->end = HOST_TRAPPED;
@@ -295,14 +299,14 @@ static bool wasi_fresh(struct keel_wasi *w, const keel_wasi_config *cfg)
     return same;
 }
 
-void host_image_build(keel_host *h, host_component *comp)
+void host_image_build(keel_host *h, host_component *comp, host_code *code)
 {
     const char *name = comp->cfg->name;
     const char *env = getenv("KEEL_INSTANCE_IMAGES");
     if (env && !strcmp(env, "0"))
         return;
     bool wapc = comp->cfg->abi == KEEL_ABI_WAPC;
-    if (!wapc && keel_module_has_start(comp->mod)) {
+    if (!wapc && keel_module_has_start(code->mod)) {
         /* its start function would run once instead of per request */
         keel_log(KEEL_LOG_INFO, name, "instances are created from scratch: the module has a "
                  "start function");
@@ -313,7 +317,8 @@ void host_image_build(keel_host *h, host_component *comp)
         .h = h, .req = &no_request, .id = "init",
         .deadline_ns = keel_rt_now_ns() + comp->timeout_ns,
     };
-    host_call c = { .rq = &rq, .comp = comp, .cgi_stdout = -1, .is_template = true };
+    host_call c = { .rq = &rq, .comp = comp, .code = code, .cgi_stdout = -1,
+                    .is_template = true };
     host_result r;
     memset(&r, 0, sizeof r);
     keel_rt_limits lim = { .deadline_ns = rq.deadline_ns };
@@ -323,7 +328,7 @@ void host_image_build(keel_host *h, host_component *comp)
     keel_wasi_config wc = {
         .argc = 1, .argv = argv, .envc = comp->nenv, .envp = (const char *const *)comp->env,
         .preopens = comp->preopens, .npreopens = comp->npreopens,
-        .stdin_fd = -1, .stdout_fd = out, .stderr_fd = out,
+        .stdin_fd = -1, .stdout_fd = out, .stderr_fd = out, .stdio_are_files = true,
     };
     char why[600] = "";
     if (host_instance_acquire(&c, comp->env, comp->nenv, &io, &r)) {
@@ -338,28 +343,28 @@ void host_image_build(keel_host *h, host_component *comp)
         snprintf(why, sizeof why, "the initializer changed its WASI file descriptors");
     } else {
         char err[400];
-        comp->image = keel_image_new(c.inst, err, sizeof err);
-        if (!comp->image)
+        code->image = keel_image_new(c.inst, err, sizeof err);
+        if (!code->image)
             snprintf(why, sizeof why, "%s", err);
-        comp->image_initialized = wapc;
+        code->image_initialized = wapc;
     }
     host_call_free(&c);
     if (out >= 0) {
         host_log_output(comp, &rq, out, "output");
         close(out);
     }
-    if (comp->image)
-        keel_log(KEEL_LOG_INFO, name, "instances start from a copy-on-write image%s",
-                 wapc ? " of the initialized instance" : "");
+    if (code->image)
+        keel_log(KEEL_LOG_INFO, name, "instances start from a copy-on-write image%s (%s tier)",
+                 wapc ? " of the initialized instance" : "", keel_module_tier(code->mod));
     else
         keel_log(KEEL_LOG_INFO, name, "instances are created from scratch: %s", why);
 }
 
 /* The capped memfd a waPC call at this depth uses for the guest's stdout
- * and stderr: one per call depth per thread, made on first use and rewound
- * for each call (four system calls fewer per request than a new one).
- * Worker threads live as long as the process, and so do these. -1 when it
- * cannot be made. */
+ * and stderr: one per call depth per thread, made on first use, at offset
+ * 0 (wapc_output_done rewinds it after a call that wrote). Threads running
+ * guests live as long as the process, and so do these. -1 when it cannot
+ * be made. */
 static int wapc_output_fd(int depth)
 {
     static __thread int fds[KEEL_HOST_MAX_CALL_DEPTH + 2];   /* fd + 1; 0 = none */
@@ -371,10 +376,28 @@ static int wapc_output_fd(int depth)
             return -1;
         fds[depth] = fd + 1;
     }
-    int fd = fds[depth] - 1;
-    if (lseek(fd, 0, SEEK_SET) != 0)
-        return -1;
-    return fd;
+    return fds[depth] - 1;
+}
+
+/* Logs what the guest wrote to out and leaves out at offset 0 for the next
+ * call (closes it when it was not a per-thread one). wrote: the guest's
+ * WASI state counted writes (it cannot seek the memfd), so a call that
+ * wrote nothing costs no system call. A failed rewind closes nothing but
+ * logs; the next call's output then appends. */
+static void wapc_output_done(const host_call *c, int out, bool own, bool wrote)
+{
+    if (out < 0)
+        return;
+    if (own) {
+        host_log_output(c->comp, c->rq, out, "output");
+        close(out);
+        return;
+    }
+    if (!wrote)
+        return;
+    host_log_output(c->comp, c->rq, out, "output");
+    if (lseek(out, 0, SEEK_SET) != 0)
+        keel_log(KEEL_LOG_WARN, c->comp->cfg->name, "cannot rewind the guest output file: %m");
 }
 
 void host_wapc_run(host_call *c, host_result *r)
@@ -429,10 +452,7 @@ void host_wapc_run(host_call *c, host_result *r)
 done:
     if (r->end == HOST_TRAPPED && r->o.trap == KEEL_TRAP_DEADLINE)
         c->rq->deadline_hit = true;
+    bool wrote = keel_wasi_stdio_written(c->wasi) != 0;
     host_instance_release(c);
-    if (out >= 0) {
-        host_log_output(comp, c->rq, out, "output");
-        if (own_out)
-            close(out);
-    }
+    wapc_output_done(c, out, own_out, wrote);
 }

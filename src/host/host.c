@@ -177,6 +177,29 @@ static bool has_export(const keel_module *m, const char *name, const char *sig, 
     return false;
 }
 
+int host_module_load(const char *wasm, keel_engine_opts eo, keel_module **out, char *why,
+                     size_t whylen)
+{
+    eo.background_opt = false;   /* tierup.c builds optimized code in process */
+    eo.host_tables = keel_host_link_tables;
+    eo.nhost_tables = KEEL_HOST_NLINK_TABLES;
+    int rc = keel_module_load(wasm, &eo, out, why, whylen);
+    if (rc)
+        return rc;
+    rc = keel_module_link_host(*out, keel_host_link_tables, KEEL_HOST_NLINK_TABLES, why, whylen);
+    if (rc) {
+        keel_module_free(*out);
+        *out = NULL;
+        return KEEL_ELINK;
+    }
+    return 0;
+}
+
+void host_code_swap(host_component *comp, host_code *code)
+{
+    code->retired = atomic_exchange_explicit(&comp->code, code, memory_order_acq_rel);
+}
+
 static int component_setup(keel_host *h, host_component *c, const keel_host_opts *o,
                            char *err, size_t errlen)
 {
@@ -184,34 +207,34 @@ static int component_setup(keel_host *h, host_component *c, const keel_host_opts
     const char *mpath = h->m->path ? h->m->path : "keel.yaml";
     char why[1024];
     keel_engine_opts eo = o ? o->engine : (keel_engine_opts){ .tier = KEEL_TIER_AUTO };
-    eo.background_opt = false;   /* tierup.c builds optimized code in process */
-    eo.host_tables = keel_host_link_tables;
-    eo.nhost_tables = KEEL_HOST_NLINK_TABLES;
-    if (keel_module_load(cfg->wasm, &eo, &c->mod, why, sizeof why))
-        return keel_err(err, errlen, KEEL_EINVAL, "%s:%d:%d: component %s: %s", mpath,
+    keel_module *mod;
+    int rc = host_module_load(cfg->wasm, eo, &mod, why, sizeof why);
+    if (rc)
+        return keel_err(err, errlen, rc == KEEL_ELINK ? KEEL_ELINK : KEEL_EINVAL,
+                        "%s:%d:%d: component %s: %s", mpath,
                         cfg->wasm_pos.line, cfg->wasm_pos.col, cfg->name, why);
-    if (keel_module_link_host(c->mod, keel_host_link_tables, KEEL_HOST_NLINK_TABLES, why, sizeof why))
-        return keel_err(err, errlen, KEEL_ELINK, "%s:%d:%d: component %s: %s", mpath,
-                        cfg->wasm_pos.line, cfg->wasm_pos.col, cfg->name, why);
+    host_code *code = xcalloc(1, sizeof *code);
+    code->mod = mod;
+    atomic_init(&c->code, code);
     if (cfg->abi == KEEL_ABI_WAPC) {
-        if (!has_export(c->mod, "__guest_call", "ii:i", KEEL_EXTERN_FUNC))
+        if (!has_export(mod, "__guest_call", "ii:i", KEEL_EXTERN_FUNC))
             return keel_err(err, errlen, KEEL_EINVAL,
                             "%s:%d:%d: component %s: abi wapc needs an export "
                             "__guest_call(i32, i32) -> i32 (%s has none)", mpath,
                             cfg->wasm_pos.line, cfg->wasm_pos.col, cfg->name, cfg->wasm);
-        if (!has_export(c->mod, "memory", NULL, KEEL_EXTERN_MEMORY))
+        if (!has_export(mod, "memory", NULL, KEEL_EXTERN_MEMORY))
             return keel_err(err, errlen, KEEL_EINVAL,
                             "%s:%d:%d: component %s: abi wapc needs an exported memory",
                             mpath, cfg->wasm_pos.line, cfg->wasm_pos.col, cfg->name);
-    } else if (!has_export(c->mod, "_start", ":", KEEL_EXTERN_FUNC)) {
+    } else if (!has_export(mod, "_start", ":", KEEL_EXTERN_FUNC)) {
         return keel_err(err, errlen, KEEL_EINVAL,
                         "%s:%d:%d: component %s: abi wagi needs a WASI command (export "
                         "_start); %s has none", mpath, cfg->wasm_pos.line,
                         cfg->wasm_pos.col, cfg->name, cfg->wasm);
     }
-    c->has_initialize = has_export(c->mod, "_initialize", ":", KEEL_EXTERN_FUNC);
-    c->has_start = has_export(c->mod, "_start", ":", KEEL_EXTERN_FUNC);
-    c->has_wapc_init = has_export(c->mod, "wapc_init", ":", KEEL_EXTERN_FUNC);
+    c->has_initialize = has_export(mod, "_initialize", ":", KEEL_EXTERN_FUNC);
+    c->has_start = has_export(mod, "_start", ":", KEEL_EXTERN_FUNC);
+    c->has_wapc_init = has_export(mod, "wapc_init", ":", KEEL_EXTERN_FUNC);
 
     /* limits (0 in a hand-built model means the default) */
     uint64_t mem = cfg->limits.memory ? cfg->limits.memory : KEEL_DEFAULT_MEMORY;
@@ -252,7 +275,7 @@ static int component_setup(keel_host *h, host_component *c, const keel_host_opts
 
     keel_log(KEEL_LOG_INFO, cfg->name, "loaded %s: abi %s, tier %s, sha256 %.12s",
              cfg->wasm, cfg->abi == KEEL_ABI_WAPC ? "wapc" : "wagi",
-             keel_module_tier(c->mod), keel_module_digest(c->mod));
+             keel_module_tier(mod), keel_module_digest(mod));
     return 0;
 }
 
@@ -398,7 +421,7 @@ int keel_host_new(const keel_manifest *m, const keel_host_opts *o, keel_host **o
     build_routes(h);
     /* Every component is set up: make each one's instance image (call.c). */
     for (size_t i = 0; i < h->ncomps; i++)
-        host_image_build(h, &h->comps[i]);
+        host_image_build(h, &h->comps[i], atomic_load(&h->comps[i].code));
     if (!o || o->engine.tier == KEEL_TIER_AUTO)
         host_tierup_start(h, o ? o->engine.cache_dir : NULL);
     *out = h;
@@ -412,8 +435,13 @@ void keel_host_free(keel_host *h)
     host_tierup_stop(h);
     for (size_t i = 0; i < h->ncomps; i++) {
         host_component *c = &h->comps[i];
-        keel_image_free(c->image);
-        keel_module_free(c->mod);
+        keel_host_tidy();   /* this thread's; serving threads tidied */
+        for (host_code *k = atomic_load(&c->code), *next; k; k = next) {
+            next = k->retired;
+            keel_image_free(k->image);
+            keel_module_free(k->mod);
+            free(k);
+        }
         free(c->calls);
         for (int j = 0; j < c->nenv; j++)
             free(c->env[j]);
@@ -516,6 +544,11 @@ static void handle_cb(void *p)
         wapc_handle(a->rq, a->comp, a->route, a->resp);
     else
         host_wagi_handle(a->rq, a->comp, a->route, a->resp);
+}
+
+void keel_host_tidy(void)
+{
+    keel_image_tidy();
 }
 
 void keel_host_handle(keel_host *h, const keel_route_match *m, const keel_request *req,

@@ -103,4 +103,10 @@ void keel_host_release(keel_host *h, size_t component);
 void keel_host_handle(keel_host *h, const keel_route_match *m,
                       const keel_request *req, keel_response *resp);
 
+/* Deferred cleanup of the instances this thread's requests used (their
+ * memories are reset for reuse here, not while the request runs). Call it
+ * on a thread that ran keel_host_handle once the response is sent, and
+ * before keel_host_free. */
+void keel_host_tidy(void);
+
 #endif

@@ -37,10 +37,24 @@
 #define KEEL_HOST_WASM_PAGE_BYTES 65536u
 #define KEEL_HOST_DEFAULT_OPERATION "handle"
 
+/* The code a component runs: its module, linked to the host, and the
+ * copy-on-write image instances start from (NULL: each is instantiated,
+ * and initialized, from scratch; image_initialized: the image ran the waPC
+ * initializer sequence, so requests skip it). Replaced as a whole when the
+ * optimized tier is ready (tierup.c): an invocation takes the current code
+ * when it starts and keeps it to the end, and replaced codes stay, on the
+ * retired list, until keel_host_free. */
+typedef struct host_code {
+    keel_module *mod;
+    keel_image *image;
+    bool image_initialized;
+    struct host_code *retired;    /* the code this one replaced */
+} host_code;
+
 typedef struct host_component {
     const keel_component_cfg *cfg;
     size_t index;
-    keel_module *mod;
+    _Atomic(host_code *) code;    /* never NULL after keel_host_new */
     uint32_t memory_pages;        /* instance limit, 0 = none */
     uint64_t timeout_ns;
     uint32_t concurrency;
@@ -54,12 +68,6 @@ typedef struct host_component {
     keel_wasi_preopen *preopens;
     size_t npreopens;
     bool has_initialize, has_start, has_wapc_init;
-    /* Instances start from this copy-on-write image (call.c), made once at
-     * keel_host_new; NULL: each is instantiated (and initialized) from
-     * scratch. image_initialized: the image ran the waPC initializer
-     * sequence, so requests skip it. */
-    keel_image *image;
-    bool image_initialized;
 } host_component;
 
 typedef struct host_route {
@@ -70,7 +78,7 @@ typedef struct host_route {
 
 struct keel_host {
     const keel_manifest *m;
-    atomic_bool *tierup_stop;     /* tierup.c's thread; NULL when none */
+    struct tierup *tierup;        /* tierup.c's thread; NULL when none */
     host_component *comps;
     size_t ncomps;
     host_route *exact;            /* sorted by path */
@@ -112,6 +120,8 @@ typedef struct host_call {
     host_buf host_response;       /* result of the last __host_call */
     host_buf host_error;
     /* the instance (call.c) */
+    host_code *code;              /* what it runs: set by acquire (or by the
+                                     image builder for a template) */
     keel_host_ctx ctx;
     keel_instance *inst;
     struct keel_wasi *wasi;
@@ -155,19 +165,31 @@ int host_instance_acquire(host_call *c, char *const *envp, int envc, const host_
                           host_result *r);
 void host_instance_release(host_call *c);
 
-/* Builds comp->image at keel_host_new: instantiates a template, runs the
- * waPC initializer sequence in it (WAGI: nothing; _start runs per request)
- * and captures it. Leaves comp->image NULL (instances from scratch, as
- * before) when the module cannot be imaged, the initializer fails or calls
- * a host function bound to a request (waPC, keel), when it leaves the WASI
- * file table different from a fresh one, or when KEEL_INSTANCE_IMAGES=0.
- * Logs which. */
-void host_image_build(keel_host *h, host_component *comp);
+/* Builds code->image for comp (code not yet published, or being built
+ * for it): instantiates a template, runs the waPC initializer sequence in
+ * it (WAGI: nothing; _start runs per request) and captures it. Leaves
+ * code->image NULL (instances from scratch) when the module cannot be
+ * imaged, the initializer fails or calls a host function bound to a
+ * request (waPC, keel), when it leaves the WASI file table different from
+ * a fresh one, or when KEEL_INSTANCE_IMAGES=0. Logs which. */
+void host_image_build(keel_host *h, host_component *comp, host_code *code);
 
-/* tierup.c: builds, in one detached background thread, the optimized code
- * of every distinct module that loaded on the fast tier, into the cache
- * (cache_dir NULL: the default). host_tierup_stop asks it to skip what it
- * has not started; the thread frees what it owns. */
+/* host.c: loads wasm with eo (host tables set here) and links it to the
+ * host: the module of a new code. 0, or an error in why. */
+int host_module_load(const char *wasm, keel_engine_opts eo, keel_module **out, char *why,
+                     size_t whylen);
+
+/* Publishes code as comp's current code; the one it replaces goes on its
+ * retired list. */
+void host_code_swap(host_component *comp, host_code *code);
+
+/* tierup.c: builds, in one background thread, the optimized code of every
+ * distinct module that loaded on the fast tier (into the cache, cache_dir
+ * NULL: the default), then gives each component using it new code — its
+ * module on the optimized tier and a fresh image — and swaps it in:
+ * running requests finish on the fast code, new ones run the optimized
+ * one. host_tierup_stop stops it (waiting only for a swap in progress,
+ * never for a compile); the thread frees what it owns. */
 void host_tierup_start(keel_host *h, const char *cache_dir);
 void host_tierup_stop(keel_host *h);
 

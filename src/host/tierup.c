@@ -4,10 +4,18 @@
  * then builds each distinct module (by digest) with the optimized tier into
  * the compile cache, one after the other, through keel_module_load — so the
  * compiler processes are waited for (no zombies) and a module shared by
- * several components is built once. The next start of Keel finds the
- * optimized code in the cache. (Swapping it into the running process is not
- * done yet.) The thread owns copies of what it reads and is detached: a
- * stopping host only asks it to skip the modules not yet started. */
+ * several components is built once. When a module is ready, every
+ * component still running it on the fast tier gets new code: the module
+ * loaded from the cache on the optimized tier, linked, and a fresh instance
+ * image (its initializers run again, in a template); host_code_swap then
+ * publishes it. Requests running keep the fast code to their end; the next
+ * ones run the optimized code; none is refused or dropped.
+ *
+ * The thread is detached and owns copies of what it reads while it
+ * compiles. The host is reached only under t->lock, and only while t->h is
+ * set: host_tierup_stop clears it under the lock, so stopping waits for a
+ * swap in progress (an initializer run) but never for a compile. The last
+ * of the two owners (host, thread) frees the record. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -23,53 +31,118 @@ typedef struct tierup_job {
     char digest[65];
 } tierup_job;
 
-typedef struct tierup {
+struct tierup {
     tierup_job *jobs;
     size_t njobs;
     char *cache_dir;             /* NULL: the engine's default */
-    atomic_bool *stop;           /* shared with the host; freed by the thread */
-} tierup;
+    pthread_mutex_t lock;
+    keel_host *h;                /* NULL once the host stopped us */
+    int owners;                  /* host and thread; under lock */
+};
 
-static void *tierup_main(void *arg)
+/* Drops one owner's hold on t; the last one frees it. */
+static void tierup_put(struct tierup *t)
 {
-    tierup *t = arg;
-    for (size_t i = 0; i < t->njobs && !atomic_load(t->stop); i++) {
-        keel_engine_opts eo = { .tier = KEEL_TIER_OPT, .cache_dir = t->cache_dir };
-        keel_module *m;
-        char err[1024];
-        uint64_t t0 = keel_rt_now_ns();
-        if (keel_module_load(t->jobs[i].path, &eo, &m, err, sizeof err) == 0) {
-            keel_log(KEEL_LOG_INFO, t->jobs[i].name,
-                     "optimized code ready in the cache (%.1f s; used from the next start)",
-                     (double)(keel_rt_now_ns() - t0) / 1e9);
-            keel_module_free(m);
-        } else {
-            keel_log(KEEL_LOG_WARN, t->jobs[i].name, "no optimized code: %s", err);
-        }
-    }
+    pthread_mutex_lock(&t->lock);
+    int left = --t->owners;
+    pthread_mutex_unlock(&t->lock);
+    if (left)
+        return;
     for (size_t i = 0; i < t->njobs; i++) {
         free(t->jobs[i].name);
         free(t->jobs[i].path);
     }
     free(t->jobs);
     free(t->cache_dir);
-    free(t->stop);
+    pthread_mutex_destroy(&t->lock);
     free(t);
+}
+
+/* Under t->lock with t->h set: gives every component of the host still on
+ * the fast tier with this digest its optimized code. */
+static void swap_in(struct tierup *t, const tierup_job *job, double secs)
+{
+    keel_host *h = t->h;
+    keel_engine_opts eo = { .tier = KEEL_TIER_OPT, .cache_dir = t->cache_dir };
+    for (size_t i = 0; i < h->ncomps; i++) {
+        host_component *comp = &h->comps[i];
+        host_code *cur = atomic_load(&comp->code);
+        if (strcmp(keel_module_digest(cur->mod), job->digest) != 0 ||
+            strcmp(keel_module_tier(cur->mod), "fast") != 0)
+            continue;
+        char why[1024];
+        keel_module *mod;
+        if (host_module_load(comp->cfg->wasm, eo, &mod, why, sizeof why)) {
+            keel_log(KEEL_LOG_WARN, comp->cfg->name, "optimized code not swapped in: %s", why);
+            continue;
+        }
+        if (strcmp(keel_module_tier(mod), "opt") != 0) {   /* over budget: stays fast */
+            keel_module_free(mod);
+            continue;
+        }
+        host_code *code = calloc(1, sizeof *code);
+        if (!code)
+            abort();
+        code->mod = mod;
+        /* A component whose fast code had an image gets one again; one that
+         * had none (see host_image_build) would not get one now either. */
+        if (cur->image)
+            host_image_build(h, comp, code);
+        if (cur->image && !code->image) {
+            keel_log(KEEL_LOG_WARN, comp->cfg->name, "optimized code not swapped in: its "
+                     "instance image could not be built; staying on the fast tier");
+            keel_module_free(mod);
+            free(code);
+            continue;
+        }
+        host_code_swap(comp, code);
+        keel_log(KEEL_LOG_INFO, comp->cfg->name,
+                 "optimized code swapped in (built in %.1f s); new requests run it", secs);
+    }
+}
+
+static void *tierup_main(void *arg)
+{
+    struct tierup *t = arg;
+    for (size_t i = 0; i < t->njobs; i++) {
+        pthread_mutex_lock(&t->lock);
+        bool stopped = t->h == NULL;
+        pthread_mutex_unlock(&t->lock);
+        if (stopped)
+            break;
+        keel_engine_opts eo = { .tier = KEEL_TIER_OPT, .cache_dir = t->cache_dir };
+        keel_module *m;
+        char err[1024];
+        uint64_t t0 = keel_rt_now_ns();
+        if (keel_module_load(t->jobs[i].path, &eo, &m, err, sizeof err) != 0) {
+            keel_log(KEEL_LOG_WARN, t->jobs[i].name, "no optimized code: %s", err);
+            continue;
+        }
+        bool opt = strcmp(keel_module_tier(m), "opt") == 0;
+        keel_module_free(m);
+        if (!opt)
+            continue;        /* over budget: the engine said so */
+        double secs = (double)(keel_rt_now_ns() - t0) / 1e9;
+        pthread_mutex_lock(&t->lock);
+        if (t->h)
+            swap_in(t, &t->jobs[i], secs);
+        pthread_mutex_unlock(&t->lock);
+    }
+    tierup_put(t);
     return NULL;
 }
 
 void host_tierup_start(keel_host *h, const char *cache_dir)
 {
-    tierup *t = calloc(1, sizeof *t);
-    atomic_bool *stop = calloc(1, sizeof *stop);
-    if (!t || !stop || !(t->jobs = calloc(h->ncomps + 1, sizeof *t->jobs)))
+    struct tierup *t = calloc(1, sizeof *t);
+    if (!t || !(t->jobs = calloc(h->ncomps + 1, sizeof *t->jobs)))
         abort();
-    t->stop = stop;
+    pthread_mutex_init(&t->lock, NULL);
     for (size_t i = 0; i < h->ncomps; i++) {
-        host_component *c = &h->comps[i];
-        if (strcmp(keel_module_tier(c->mod), "fast") != 0)
+        host_code *code = atomic_load(&h->comps[i].code);
+        if (strcmp(keel_module_tier(code->mod), "fast") != 0)
             continue;
-        const char *d = keel_module_digest(c->mod);
+        const char *d = keel_module_digest(code->mod);
         size_t j;
         for (j = 0; j < t->njobs; j++)
             if (strcmp(t->jobs[j].digest, d) == 0)
@@ -77,29 +150,37 @@ void host_tierup_start(keel_host *h, const char *cache_dir)
         if (j < t->njobs)
             continue;
         tierup_job *job = &t->jobs[t->njobs++];
-        if (!(job->name = strdup(c->cfg->name)) || !(job->path = strdup(c->cfg->wasm)))
+        if (!(job->name = strdup(h->comps[i].cfg->name)) ||
+            !(job->path = strdup(h->comps[i].cfg->wasm)))
             abort();
         snprintf(job->digest, sizeof job->digest, "%s", d);
     }
     if (cache_dir && !(t->cache_dir = strdup(cache_dir)))
         abort();
+    t->h = h;
+    t->owners = 2;
     pthread_attr_t attr;
     pthread_t th;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     int started = t->njobs && pthread_create(&th, &attr, tierup_main, t) == 0;
     pthread_attr_destroy(&attr);
-    if (!started) {           /* nothing to build (or no thread): free here */
-        atomic_store(stop, true);
-        tierup_main(t);
+    if (!started) {           /* nothing to build (or no thread) */
+        t->owners = 1;
+        tierup_put(t);
         return;
     }
-    h->tierup_stop = stop;
+    h->tierup = t;
 }
 
 void host_tierup_stop(keel_host *h)
 {
-    if (h->tierup_stop)
-        atomic_store(h->tierup_stop, true);
-    h->tierup_stop = NULL;
+    struct tierup *t = h->tierup;
+    if (!t)
+        return;
+    h->tierup = NULL;
+    pthread_mutex_lock(&t->lock);
+    t->h = NULL;
+    pthread_mutex_unlock(&t->lock);
+    tierup_put(t);
 }

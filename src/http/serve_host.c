@@ -35,6 +35,12 @@ static void op_response_free(void *ctx, keel_response *r)
     keel_response_free(r);
 }
 
+static void op_tidy(void *ctx)
+{
+    (void)ctx;
+    keel_host_tidy();
+}
+
 static const keel_http_host_ops host_ops = {
     .match = op_match,
     .component = op_component,
@@ -42,6 +48,7 @@ static const keel_http_host_ops host_ops = {
     .release = op_release,
     .handle = op_handle,
     .response_free = op_response_free,
+    .tidy = op_tidy,
 };
 
 int keel_http_serve(keel_host *h, const keel_http_opts *o, volatile sig_atomic_t *stop,

@@ -3,9 +3,10 @@
  * Threads: the caller of keel_http_serve_ops coordinates (polls *stop,
  * drains, joins); each event loop thread owns one h2o_evloop_t, one
  * h2o_context_t, one SO_REUSEPORT listener and the connections it
- * accepted; worker threads take jobs from one bounded queue, run the host
- * and post each job back to its loop through the context's multithread
- * queue.
+ * accepted. A request runs its guest code right on the loop thread, unless
+ * its component is slow (dispatch.c): then worker threads take it from one
+ * bounded queue, run the host and post the job back to its loop through
+ * the context's multithread queue.
  *
  * A job is one malloc holding the request copied out of h2o (so the worker
  * never touches h2o memory) and, later, the response. Its link to the
@@ -254,9 +255,19 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     }
     conn *c = conn_of(req);
     job *j = http_job_new(s, lp, req, id, path, query, uri, c);
+    uint64_t now = http_now_ns();
     j->match = m;
-    j->kreq.deadline_ns = http_now_ns() + timeout;
+    j->kreq.deadline_ns = now + timeout;
     j->id = id;
+    if (http_run_inline(s, m.component, now)) {
+        http_job_run(s, j);
+        keel_response resp = j->resp;
+        free(j);
+        send_response(s, req, id, &resp);
+        if (s->ops->tidy)
+            s->ops->tidy(s->hctx);
+        return 0;
+    }
     /* The worker reads only kreq and match, and writes only resp; req, rl
      * and c belong to this loop thread. */
     req_link *rl = h2o_mem_alloc_shared(&req->pool, sizeof *rl, http_on_req_dispose);
@@ -508,6 +519,7 @@ static void srv_free(srv *s)
     pthread_cond_destroy(&s->qcv);
     free(s->q);
     free(s->workers);
+    http_placement_free(s);
     free(s);
 }
 
@@ -552,6 +564,7 @@ int keel_http_serve_ops(const keel_http_host_ops *ops, void *hctx, const keel_ht
     atomic_init(&s->phase, PHASE_RUN);
     atomic_init(&s->nconns, 0);
     atomic_init(&s->inflight, 0);
+    http_placement_init(s);
 
     h2o_config_init(&s->conf);
     s->conf.server_name = h2o_iovec_init("", 0);   /* no Server header; guests may set one */
@@ -591,8 +604,8 @@ int keel_http_serve_ops(const keel_http_host_ops *ops, void *hctx, const keel_ht
     sigaddset(&block, SIGTERM);
     sigaddset(&block, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &block, &old);
-    /* Workers run guest code, nested component calls included: give them
-     * a stack of a known size whatever RLIMIT_STACK says. */
+    /* Loops and workers run guest code, nested component calls included:
+     * give them a stack of a known size whatever RLIMIT_STACK says. */
     pthread_attr_t wattr;
     pthread_attr_init(&wattr);
     pthread_attr_setstacksize(&wattr, KEEL_HTTP_WORKER_STACK_BYTES);
@@ -601,12 +614,12 @@ int keel_http_serve_ops(const keel_http_host_ops *ops, void *hctx, const keel_ht
             break;
         s->workers_started++;
     }
-    pthread_attr_destroy(&wattr);
     for (unsigned i = 0; i < nloops && s->workers_started == nworkers; i++) {
-        if (pthread_create(&s->loops[i].thread, NULL, loop_main, &s->loops[i]) != 0)
+        if (pthread_create(&s->loops[i].thread, &wattr, loop_main, &s->loops[i]) != 0)
             break;
         s->loops_started++;
     }
+    pthread_attr_destroy(&wattr);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 
     rc = 0;

@@ -33,7 +33,7 @@
 #define KEEL_HTTP_HEADER_TIMEOUT_MS 10000u             /* slow clients cut off */
 #define KEEL_HTTP_IDLE_TIMEOUT_MS 30000u               /* idle keep-alive */
 #define KEEL_HTTP_MAX_CONNECTIONS 10000u
-#define KEEL_HTTP_WORKER_STACK_BYTES (8u << 20)         /* guest threads */
+#define KEEL_HTTP_WORKER_STACK_BYTES (8u << 20)         /* loops and workers run guests */
 /* h2o 2.2 has one HTTP/1 timer, armed when a connection starts waiting for
  * a request and disarmed when head and body are in: the time a keep-alive
  * connection may idle plus the time to send the next request. Keel sets it
@@ -46,6 +46,12 @@
 #define KEEL_HTTP_MAX_LOOPS 256u
 #define KEEL_HTTP_MAX_WORKERS 1024u
 #define KEEL_HTTP_QUEUE_DEPTH 4096u          /* requests waiting for a worker; beyond: 503 */
+/* Guest code runs on the loop thread unless its component ran a request
+ * longer than the budget within the hold period (dispatch.c); workers run
+ * at this nice level so loops keep the CPU they need. */
+#define KEEL_HTTP_INLINE_BUDGET_NS 1000000ull       /* 1 ms */
+#define KEEL_HTTP_SLOW_HOLD_NS 2000000000ull        /* 2 s */
+#define KEEL_HTTP_WORKER_NICE 10
 #define KEEL_HTTP_MAX_REQUEST_ID 64u         /* bytes of an accepted X-Request-Id */
 #define KEEL_HTTP_LISTEN_BACKLOG 1024
 

@@ -15,8 +15,10 @@
 /* The host as the server uses it; each function has the contract of its
  * keel_host_* namesake in host/host.h, with ctx in place of the host
  * (component: NULL past the last one).
- * match, component, admit and release run on event loop threads, handle
- * and release on worker threads, response_free on loop threads. */
+ * match, component, admit and release run on event loop threads; handle
+ * and release on loop or worker threads (http/dispatch.c); response_free
+ * on loop threads; tidy (optional) on a thread that ran handle, once the
+ * response is on its way: deferred cleanup of that thread's work. */
 typedef struct keel_http_host_ops {
     int (*match)(void *ctx, const char *method, size_t method_len, const char *path,
                  size_t path_len, keel_route_match *out);
@@ -26,6 +28,7 @@ typedef struct keel_http_host_ops {
     void (*handle)(void *ctx, const keel_route_match *m, const keel_request *req,
                    keel_response *resp);
     void (*response_free)(void *ctx, keel_response *r);
+    void (*tidy)(void *ctx);
 } keel_http_host_ops;
 
 /* keel_http_serve with the host given as ops + ctx (both must outlive the

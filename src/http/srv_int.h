@@ -19,6 +19,7 @@ enum { PHASE_RUN = 0, PHASE_DRAIN, PHASE_STOP, PHASE_ABANDON };
 typedef struct srv srv;
 typedef struct loop loop;
 typedef struct job job;
+typedef struct http_placement http_placement;
 
 typedef struct conn {
     h2o_linklist_t link;          /* in loop->conns */
@@ -90,7 +91,17 @@ struct srv {
     atomic_int phase;
     atomic_size_t nconns;
     atomic_size_t inflight;       /* admitted, response not yet handled by its loop */
+    http_placement *placements;   /* per component (dispatch.c) */
+    size_t nplacements;
 };
+
+/* dispatch.c: whether component comp's next request runs on the loop
+ * thread (true) or goes to a worker; and the duration of each request
+ * run, wherever it ran, which decides the next ones. */
+void http_placement_init(srv *s);
+void http_placement_free(srv *s);
+bool http_run_inline(srv *s, size_t comp, uint64_t now_ns);
+void http_placement_note(srv *s, size_t comp, uint64_t start_ns, uint64_t end_ns);
 
 /* worker.c */
 uint64_t http_now_ns(void);
@@ -99,6 +110,9 @@ void *http_xmalloc(size_t n);      /* aborts (with a log line) when out of memor
 job *http_job_new(srv *s, loop *lp, h2o_req_t *req, h2o_iovec_t id, h2o_iovec_t path,
                   h2o_iovec_t q, h2o_iovec_t uri, const conn *c);
 bool http_queue_push(srv *s, job *j);
+/* Runs j's request on this thread (504 when its deadline passed before it
+ * started), notes its duration for dispatch and releases its admission. */
+void http_job_run(srv *s, job *j);
 void *http_worker_main(void *arg);
 /* Dispose callback of the request-pool link: the request is gone. */
 void http_on_req_dispose(void *p);

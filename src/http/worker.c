@@ -7,7 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "obs/log.h"
 
@@ -169,17 +171,30 @@ static void own_response(keel_response *r, int status, const char *msg, const ch
     r->body_len = n < 0 ? 0 : (size_t)n >= cap ? cap - 1 : (size_t)n;
 }
 
+void http_job_run(srv *s, job *j)
+{
+    uint64_t start = http_now_ns();
+    if (start >= j->kreq.deadline_ns) {
+        own_response(&j->resp, 504, "deadline passed while queued", j->kreq.request_id);
+    } else {
+        s->ops->handle(s->hctx, &j->match, &j->kreq, &j->resp);
+        http_placement_note(s, j->match.component, start, http_now_ns());
+    }
+    s->ops->release(s->hctx, j->match.component);
+}
+
 void *http_worker_main(void *arg)
 {
     srv *s = arg;
+    /* Below the loops: they must get the CPU to serve fast components
+     * while workers run slow ones (dispatch.c). Failure only costs that. */
+    (void)setpriority(PRIO_PROCESS, (id_t)gettid(), KEEL_HTTP_WORKER_NICE);
     job *j;
     while ((j = queue_pop(s)) != NULL) {
-        if (http_now_ns() >= j->kreq.deadline_ns)
-            own_response(&j->resp, 504, "deadline passed while queued", j->kreq.request_id);
-        else
-            s->ops->handle(s->hctx, &j->match, &j->kreq, &j->resp);
-        s->ops->release(s->hctx, j->match.component);
+        http_job_run(s, j);
         h2o_multithread_send_message(&j->lp->responses, &j->msg);
+        if (s->ops->tidy)
+            s->ops->tidy(s->hctx);
     }
     return NULL;
 }

@@ -147,7 +147,12 @@ static int pack_strings(int n, const char *const *s, char **buf, uint32_t *size)
     return 0;
 }
 
-static void install_stdio(struct keel_wasi *w, uint32_t fd, int host)
+uint64_t keel_wasi_stdio_written(const struct keel_wasi *w)
+{
+    return w ? w->stdio_written : 0;
+}
+
+static void install_stdio(struct keel_wasi *w, uint32_t fd, int host, bool is_file)
 {
     if (host < 0)
         return;
@@ -155,10 +160,15 @@ static void install_stdio(struct keel_wasi *w, uint32_t fd, int host)
     keel_wasi_fd *e = &w->fds[fd];
     e->host = host;
     e->owned = false;
-    e->filetype = fstat(host, &st) == 0 ? keel_wasi_filetype(st.st_mode)
-                                        : WASI_FILETYPE_UNKNOWN;
+    if (is_file)
+        e->filetype = WASI_FILETYPE_REGULAR_FILE;
+    else
+        e->filetype = fstat(host, &st) == 0 ? keel_wasi_filetype(st.st_mode)
+                                            : WASI_FILETYPE_UNKNOWN;
     e->rights_base = WASI_RIGHTS_STDIO;
-    if (e->filetype == WASI_FILETYPE_REGULAR_FILE)   /* e.g. stdin < file */
+    /* e.g. stdin < file; not the host's memfds, which the guest fills or
+     * drains in order (so their offset is what it wrote or read). */
+    if (e->filetype == WASI_FILETYPE_REGULAR_FILE && !is_file)
         e->rights_base |= WASI_RIGHT_FD_SEEK | WASI_RIGHT_FD_TELL;
     e->rights_inheriting = 0;
 }
@@ -198,9 +208,9 @@ int keel_wasi_new(const keel_wasi_config *cfg, struct keel_wasi **out,
         keel_wasi_free(w);
         return keel_err(err, errlen, KEEL_ENOMEM, "wasi: out of memory");
     }
-    install_stdio(w, 0, cfg->stdin_fd);
-    install_stdio(w, 1, cfg->stdout_fd);
-    install_stdio(w, 2, cfg->stderr_fd);
+    install_stdio(w, 0, cfg->stdin_fd, cfg->stdio_are_files);
+    install_stdio(w, 1, cfg->stdout_fd, cfg->stdio_are_files);
+    install_stdio(w, 2, cfg->stderr_fd, cfg->stdio_are_files);
 
     for (size_t i = 0; i < cfg->npreopens; i++) {
         const keel_wasi_preopen *p = &cfg->preopens[i];

@@ -38,6 +38,8 @@ typedef struct keel_wasi_config {
     int stdin_fd, stdout_fd, stderr_fd;         /* host fds for guest fds 0,1,2 (not closed by
                                                    keel_wasi_free); a negative value leaves that
                                                    guest fd closed */
+    bool stdio_are_files;                       /* those fds are the host's memfds: regular
+                                                   files without seek rights (no fstat) */
 } keel_wasi_config;
 
 /* Ceilings, each a limit the guest could otherwise push. */
@@ -55,6 +57,10 @@ int keel_wasi_new(const keel_wasi_config *cfg, struct keel_wasi **out,
 /* Frees w (NULL ok): closes every fd the guest opened and every preopen;
  * never closes the stdio host fds given in the config. */
 void keel_wasi_free(struct keel_wasi *w);
+
+/* Bytes the guest wrote with fd_write to the stdio fds of its config (and
+ * other fds Keel did not open for it). */
+uint64_t keel_wasi_stdio_written(const struct keel_wasi *w);
 
 /* All wasi_snapshot_preview1 host functions; ends with a zeroed entry. */
 extern const keel_host_fn keel_wasi_host_fns[];

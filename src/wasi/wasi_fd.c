@@ -130,6 +130,8 @@ uint32_t WASI_FN(fd_write)(WASI_CTX, uint32_t fd, uint32_t iovs, uint32_t iovs_l
         keel_rt_check_deadline();
     if (r < 0)
         return keel_wasi_errno(errno);
+    if (!e->owned)
+        WASI_STATE(ctx)->stdio_written += (uint64_t)r;
     PUT_RESULT32(out, r);
     return WASI_ESUCCESS;
 }

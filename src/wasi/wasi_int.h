@@ -177,6 +177,7 @@ struct keel_wasi {
     uint32_t argc, args_size;
     char *env;                /* "KEY=VALUE" strings the same way */
     uint32_t envc, env_size;
+    uint64_t stdio_written;   /* bytes fd_write put in fds Keel did not open */
 };
 
 /* --- helpers (wasi.c) --- */
