@@ -1,8 +1,11 @@
 /* dispatch.c — where a request's guest code runs. By default inline, on the
  * event loop thread that parsed the request: no hand-off between threads,
  * which on this kind of machine costs more than a short guest call. A
- * component whose request ran longer than the inline budget is "slow" for
- * a hold period (renewed by every further long request): its requests go
+ * component whose request cost more than the inline budget (its CPU time,
+ * or its wall time when the guest waited — sleeping, blocked in WASI —
+ * but never time it was merely preempted: a fast component stays fast on
+ * a busy machine) is "slow" for a hold period (renewed by every further long
+ * request): its requests go
  * to the worker threads, which run at a lower scheduling priority, so a
  * CPU-bound component cannot stall the connections of a loop nor take the
  * CPU from the loops. State is one atomic timestamp per component. */
@@ -41,10 +44,10 @@ bool http_run_inline(srv *s, size_t comp, uint64_t now_ns)
     return atomic_load_explicit(&s->placements[comp].slow_until_ns, memory_order_relaxed) <= now_ns;
 }
 
-void http_placement_note(srv *s, size_t comp, uint64_t start_ns, uint64_t end_ns)
+void http_placement_note(srv *s, size_t comp, uint64_t cost_ns)
 {
-    if (comp >= s->nplacements || end_ns - start_ns <= KEEL_HTTP_INLINE_BUDGET_NS)
+    if (comp >= s->nplacements || cost_ns <= KEEL_HTTP_INLINE_BUDGET_NS)
         return;
-    atomic_store_explicit(&s->placements[comp].slow_until_ns, end_ns + KEEL_HTTP_SLOW_HOLD_NS,
-                          memory_order_relaxed);
+    atomic_store_explicit(&s->placements[comp].slow_until_ns,
+                          http_now_ns() + KEEL_HTTP_SLOW_HOLD_NS, memory_order_relaxed);
 }

@@ -517,7 +517,7 @@ static void srv_free(srv *s)
     h2o_config_dispose(&s->conf);
     pthread_mutex_destroy(&s->qmu);
     pthread_cond_destroy(&s->qcv);
-    free(s->q);
+    http_queue_free(s);
     free(s->workers);
     http_placement_free(s);
     free(s);
@@ -560,11 +560,11 @@ int keel_http_serve_ops(const keel_http_host_ops *ops, void *hctx, const keel_ht
     raise_nofile(s->max_conns + 64 + nloops * 2);
     pthread_mutex_init(&s->qmu, NULL);
     pthread_cond_init(&s->qcv, NULL);
-    s->q = http_xmalloc(KEEL_HTTP_QUEUE_DEPTH * sizeof *s->q);
     atomic_init(&s->phase, PHASE_RUN);
     atomic_init(&s->nconns, 0);
     atomic_init(&s->inflight, 0);
     http_placement_init(s);
+    http_queue_init(s, s->nplacements);
 
     h2o_config_init(&s->conf);
     s->conf.server_name = h2o_iovec_init("", 0);   /* no Server header; guests may set one */

@@ -37,6 +37,7 @@ typedef struct req_link {         /* lives in the h2o request pool */
 
 struct job {
     h2o_multithread_message_t msg; /* the loop's queue links through this */
+    job *qnext;                   /* the workers' queue */
     loop *lp;
     h2o_req_t *req;               /* NULL once h2o disposed the request */
     req_link *rl;
@@ -85,8 +86,13 @@ struct srv {
     size_t max_conns;
     pthread_mutex_t qmu;
     pthread_cond_t qcv;
-    job **q;
-    size_t qhead, qlen;
+    /* The workers' queue (worker.c): one FIFO per component (index
+     * nqueues - 1: anything else), served round-robin across components
+     * with work waiting, so one component's backlog delays only itself. */
+    job **qfirst, **qlast;        /* per queue, linked through job->qnext */
+    size_t *ready;                /* ring of queues with jobs waiting */
+    size_t rhead, rlen;
+    size_t nqueues, queued;       /* queued: jobs waiting, all queues */
     bool qquit;
     atomic_int phase;
     atomic_size_t nconns;
@@ -96,12 +102,12 @@ struct srv {
 };
 
 /* dispatch.c: whether component comp's next request runs on the loop
- * thread (true) or goes to a worker; and the duration of each request
- * run, wherever it ran, which decides the next ones. */
+ * thread (true) or goes to a worker; and what each request run cost
+ * (worker.c's http_job_run), wherever it ran, which decides the next ones. */
 void http_placement_init(srv *s);
 void http_placement_free(srv *s);
 bool http_run_inline(srv *s, size_t comp, uint64_t now_ns);
-void http_placement_note(srv *s, size_t comp, uint64_t start_ns, uint64_t end_ns);
+void http_placement_note(srv *s, size_t comp, uint64_t cost_ns);
 
 /* worker.c */
 uint64_t http_now_ns(void);
@@ -109,6 +115,9 @@ void http_sleep_ms(unsigned ms);
 void *http_xmalloc(size_t n);      /* aborts (with a log line) when out of memory */
 job *http_job_new(srv *s, loop *lp, h2o_req_t *req, h2o_iovec_t id, h2o_iovec_t path,
                   h2o_iovec_t q, h2o_iovec_t uri, const conn *c);
+void http_queue_init(srv *s, size_t ncomponents);
+void http_queue_free(srv *s);
+/* Queues j for a worker; false when KEEL_HTTP_QUEUE_DEPTH jobs wait. */
 bool http_queue_push(srv *s, job *j);
 /* Runs j's request on this thread (504 when its deadline passed before it
  * started), notes its duration for dispatch and releases its admission. */

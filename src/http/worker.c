@@ -1,6 +1,7 @@
-/* worker.c — the job queue and the worker threads that run guest code.
- * A job is the request copied out of h2o on its loop thread; a worker pops
- * it, runs the host and posts the job back to the loop (server.c sends the
+/* worker.c — the job queue and the worker threads that run guest code of
+ * slow components (dispatch.c). A job is the request copied out of h2o on
+ * its loop thread; a worker pops it (round-robin across components), runs
+ * the host and posts the job back to the loop (server.c sends the
  * response). Also small utilities shared by the server files. */
 #include "http/srv_int.h"
 
@@ -132,29 +133,63 @@ void http_on_req_dispose(void *p)
     }
 }
 
+void http_queue_init(srv *s, size_t ncomponents)
+{
+    s->nqueues = ncomponents + 1;
+    s->qfirst = calloc(s->nqueues, sizeof *s->qfirst);
+    s->qlast = calloc(s->nqueues, sizeof *s->qlast);
+    s->ready = calloc(s->nqueues, sizeof *s->ready);
+    if (!s->qfirst || !s->qlast || !s->ready)
+        abort();
+}
+
+void http_queue_free(srv *s)
+{
+    free(s->qfirst);
+    free(s->qlast);
+    free(s->ready);
+}
+
 bool http_queue_push(srv *s, job *j)
 {
+    size_t qi = j->match.component < s->nqueues - 1 ? j->match.component : s->nqueues - 1;
+    j->qnext = NULL;
     pthread_mutex_lock(&s->qmu);
-    bool ok = s->qlen < KEEL_HTTP_QUEUE_DEPTH;
+    bool ok = s->queued < KEEL_HTTP_QUEUE_DEPTH;
     if (ok) {
-        s->q[(s->qhead + s->qlen) % KEEL_HTTP_QUEUE_DEPTH] = j;
-        s->qlen++;
+        if (s->qlast[qi]) {
+            s->qlast[qi]->qnext = j;
+        } else {
+            s->qfirst[qi] = j;
+            s->ready[(s->rhead + s->rlen++) % s->nqueues] = qi;
+        }
+        s->qlast[qi] = j;
+        s->queued++;
         pthread_cond_signal(&s->qcv);
     }
     pthread_mutex_unlock(&s->qmu);
     return ok;
 }
 
+/* The first job of the next queue in the ring; that queue goes to the back
+ * of the ring when more jobs wait in it. */
 static job *queue_pop(srv *s)
 {
     pthread_mutex_lock(&s->qmu);
-    while (s->qlen == 0 && !s->qquit)
+    while (s->queued == 0 && !s->qquit)
         pthread_cond_wait(&s->qcv, &s->qmu);
     job *j = NULL;
-    if (s->qlen) {
-        j = s->q[s->qhead];
-        s->qhead = (s->qhead + 1) % KEEL_HTTP_QUEUE_DEPTH;
-        s->qlen--;
+    if (s->queued) {
+        size_t qi = s->ready[s->rhead];
+        s->rhead = (s->rhead + 1) % s->nqueues;
+        s->rlen--;
+        j = s->qfirst[qi];
+        s->qfirst[qi] = j->qnext;
+        if (s->qfirst[qi])
+            s->ready[(s->rhead + s->rlen++) % s->nqueues] = qi;
+        else
+            s->qlast[qi] = NULL;
+        s->queued--;
     }
     pthread_mutex_unlock(&s->qmu);
     return j;
@@ -171,14 +206,36 @@ static void own_response(keel_response *r, int status, const char *msg, const ch
     r->body_len = n < 0 ? 0 : (size_t)n >= cap ? cap - 1 : (size_t)n;
 }
 
+/* This thread's CPU time (ns) and voluntary context switches so far. */
+static void thread_usage(uint64_t *cpu_ns, long *waits)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_THREAD, &ru) != 0) {
+        *cpu_ns = 0;
+        *waits = 0;
+        return;
+    }
+    *cpu_ns = ((uint64_t)ru.ru_utime.tv_sec + (uint64_t)ru.ru_stime.tv_sec) * 1000000000ull +
+              ((uint64_t)ru.ru_utime.tv_usec + (uint64_t)ru.ru_stime.tv_usec) * 1000ull;
+    *waits = ru.ru_nvcsw;
+}
+
 void http_job_run(srv *s, job *j)
 {
-    uint64_t start = http_now_ns();
-    if (start >= j->kreq.deadline_ns) {
+    uint64_t t0 = http_now_ns();
+    if (t0 >= j->kreq.deadline_ns) {
         own_response(&j->resp, 504, "deadline passed while queued", j->kreq.request_id);
     } else {
+        uint64_t cpu0, cpu1;
+        long waits0, waits1;
+        thread_usage(&cpu0, &waits0);
         s->ops->handle(s->hctx, &j->match, &j->kreq, &j->resp);
-        http_placement_note(s, j->match.component, start, http_now_ns());
+        thread_usage(&cpu1, &waits1);
+        /* What the request cost this thread: its CPU time, or its wall time
+         * when it waited (a guest sleeping or blocked in WASI), but not the
+         * time it was preempted on a busy machine. */
+        uint64_t wall = http_now_ns() - t0, cpu = cpu1 - cpu0;
+        http_placement_note(s, j->match.component, waits1 != waits0 && wall > cpu ? wall : cpu);
     }
     s->ops->release(s->hctx, j->match.component);
 }
