@@ -38,7 +38,7 @@ CODEGEN_SRC := src/engine/glue.c src/engine/translate.c src/engine/split.c \
                src/engine/tier_fast.c src/engine/tier_opt.c src/base/version.h
 CODEGEN_ID  := $(shell cat $(CODEGEN_SRC) | sha256sum | cut -c1-16)
 
-.PHONY: all deps test unit guests asan spec demo bench clean
+.PHONY: all deps test unit guests asan spec demo bench fuzz clean
 all: $(BUILD)/keel
 
 deps:
@@ -100,6 +100,32 @@ asan: deps
 	@ASAN_OPTIONS=detect_leaks=1:handle_segv=0:allow_user_segv_handler=1 \
 	    UBSAN_OPTIONS=print_stacktrace=1 KEEL_SKIP_SPEC=1 bash tests/run-all.sh build-asan
 
+# libFuzzer targets (tests/fuzz/fuzz_*.c) against a clang ASan+UBSan build
+# of libkeel in build-fuzz; each runs FUZZ_SECONDS from its seed corpus
+# (tests/fuzz/corpus/NAME; new inputs go to build-fuzz/corpus/NAME, crashes
+# to build-fuzz/crash-NAME-*). Fails on the first crash.
+FUZZ_SECONDS ?= 30
+FUZZ_SRC     := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_NAMES   := $(FUZZ_SRC:tests/fuzz/fuzz_%.c=%)
+fuzz: deps
+	@$(MAKE) --no-print-directory BUILD=build-fuzz CC=clang OPT="-O1 -g -fno-omit-frame-pointer" \
+	    SAN="-fsanitize=address,undefined,fuzzer-no-link -fno-sanitize-recover=undefined" \
+	    build-fuzz/libkeel.a $(FUZZ_NAMES:%=build-fuzz/fuzz/%)
+	@set -e; for n in $(FUZZ_NAMES); do \
+	    mkdir -p build-fuzz/corpus/$$n; \
+	    echo "fuzz $$n: $(FUZZ_SECONDS) s"; \
+	    ASAN_OPTIONS=detect_leaks=1:handle_segv=0:allow_user_segv_handler=1 \
+	    build-fuzz/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 \
+	        -artifact_prefix=build-fuzz/crash-$$n- build-fuzz/corpus/$$n tests/fuzz/corpus/$$n \
+	        2>build-fuzz/fuzz-$$n.log || { tail -n 40 build-fuzz/fuzz-$$n.log; exit 1; }; \
+	    grep -E '^stat::number_of_executed_units' build-fuzz/fuzz-$$n.log; \
+	done
+
+build-fuzz/fuzz/%: tests/fuzz/fuzz_%.c build-fuzz/libkeel.a
+	@mkdir -p $(dir $@)
+	clang $(CFLAGS) -fsanitize=fuzzer $(LDFLAGS) $< -Wl,--whole-archive build-fuzz/libkeel.a \
+	    -Wl,--no-whole-archive $(LIBS) -o $@
+
 spec: deps all
 	@python3 tests/spec/run_spec.py --keel $(BUILD)/keel --build $(BUILD)
 
@@ -111,6 +137,6 @@ bench: deps all
 	@KEEL=$(BUILD)/keel bash bench/run.sh
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
 -include $(OBJ:.o=.d) $(MAIN_OBJ:.o=.d)

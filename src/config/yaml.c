@@ -218,11 +218,33 @@ static int on_event(builder *b, struct fy_event *ev, keel_pos *epos, char *msg,
     }
 }
 
+/* The line of the first YAML directive ('%' at the start of a line), or 0.
+ * A manifest needs none, and libfyaml 0.7.12 can loop forever scanning a
+ * malformed one (found by tests/fuzz/fuzz_manifest.c), so Keel refuses
+ * them before the parser sees the text. */
+static int directive_line(const char *text, size_t len)
+{
+    int line = 1;
+    for (size_t i = 0; i < len; i++) {
+        if ((i == 0 || text[i - 1] == '\n') && text[i] == '%')
+            return line;
+        if (text[i] == '\n')
+            line++;
+    }
+    return 0;
+}
+
 int keel_yaml_parse(const char *text, size_t len, keel_ynode **root, keel_pos *epos,
                     char *msg, size_t msglen)
 {
     *root = NULL;
     *epos = (keel_pos){ 1, 1 };
+    int dl = directive_line(text, len);
+    if (dl) {
+        *epos = (keel_pos){ dl, 1 };
+        return keel_err(msg, msglen, KEEL_EINVAL,
+                        "YAML directives (lines starting with %%) are not supported");
+    }
     diag_capture cap = { 0 };
     struct fy_diag_cfg dc;
     fy_diag_cfg_default(&dc);

@@ -11,11 +11,11 @@
  * (rt_memory.c) and map the memfd MAP_PRIVATE|MAP_FIXED over its first
  * `size` bytes, so reads share the page cache and the first write to a page
  * copies it; per table copy the elements. Funcref elements hold a
- * module_instance pointer that wasm2c computes as the instance address plus
- * a field offset (the instance itself for the module's own functions, the
- * address of the import-instance field for imported ones): every one is
- * checked at capture to lie inside the template's struct and is rebased onto
- * the new struct.
+ * module_instance pointer: the instance itself for the module's own
+ * functions (rebased onto the new struct), the import's instance for
+ * imported ones (translate.c makes wasm2c's table initialization load it;
+ * replaced by the new instance's import). Anything else is refused at
+ * capture.
  *
  * Reuse: for a module with one memory (the usual case) keel_instance_free
  * hands the reservation back to its image (keel_image_recycle) instead of
@@ -89,6 +89,9 @@ typedef struct image_table {
     uint32_t off;
     bool funcref;
     void *data;               /* size elements (NULL when 0) */
+    int32_t *import_of;       /* funcref: per element, the import whose
+                                 instance it holds (an imported function),
+                                 or -1 (NULL when there is none) */
     uint32_t size, max_size;
 } image_table;
 
@@ -164,8 +167,10 @@ void keel_image_free(keel_image *img)
             munmap((void *)im->src, im->bytes);
         free(im->zero);
     }
-    for (uint32_t i = 0; i < img->ntabs; i++)
+    for (uint32_t i = 0; i < img->ntabs; i++) {
         free(img->tabs[i].data);
+        free(img->tabs[i].import_of);
+    }
     free(img->mems);
     free(img->tabs);
     free(img->bytes);
@@ -194,6 +199,19 @@ static bool page_is_zero(const unsigned char *p)
         if (q[i])
             return false;
     return true;
+}
+
+/* Which import of the template instance `in` has instance p (the value in
+ * the struct's import field), or -1. */
+static int32_t import_index(const keel_image *img, const keel_instance *in, const void *p)
+{
+    for (int32_t k = 0; k < img->lay->nimports; k++) {
+        void *v;
+        memcpy(&v, (const char *)in->inst + img->lay->imports[k], sizeof v);
+        if (v == p)
+            return k;
+    }
+    return -1;
 }
 
 /* The memory's bytes into a new sealed memfd; -1 on failure. Sets a bit in
@@ -303,13 +321,25 @@ keel_image *keel_image_new(keel_instance *in, char *err, size_t errlen)
             it->max_size = t->max_size;
             for (uint32_t e = 0; e < t->size; e++) {
                 uintptr_t mi = (uintptr_t)t->data[e].module_instance;
-                if (mi && (mi < img->tmpl || mi >= img->tmpl + img->size)) {
+                if (!mi || (mi >= img->tmpl && mi < img->tmpl + img->size))
+                    continue;
+                /* an imported function: its instance is one of ours */
+                int32_t k = import_index(img, in, (void *)mi);
+                if (k < 0) {
                     keel_err(err, errlen, KEEL_EUNSUPPORTED,
                              "%s: no image: a table holds a function of another instance",
                              m->path);
                     keel_image_free(img);
                     return NULL;
                 }
+                if (!it->import_of) {
+                    it->import_of = malloc(t->size * sizeof *it->import_of);
+                    if (!it->import_of)
+                        abort();
+                    for (uint32_t q = 0; q < t->size; q++)
+                        it->import_of[q] = -1;
+                }
+                it->import_of[e] = k;
             }
         } else {
             const wasm_rt_externref_table_t *t =
@@ -397,10 +427,13 @@ int keel_instance_from_image(keel_image *img, void *const *import_instances,
         if (it->funcref) {
             wasm_rt_funcref_t *d = data;
             uintptr_t base = (uintptr_t)inst;
-            for (uint32_t e = 0; e < it->size; e++)
-                if (d[e].module_instance)
+            for (uint32_t e = 0; e < it->size; e++) {
+                if (it->import_of && it->import_of[e] >= 0)
+                    d[e].module_instance = import_instances[it->import_of[e]];
+                else if (d[e].module_instance)
                     d[e].module_instance =
                         (void *)(base + ((uintptr_t)d[e].module_instance - img->tmpl));
+            }
             wasm_rt_funcref_table_t *t = (wasm_rt_funcref_table_t *)(void *)(inst + it->off);
             t->data = d;
             t->size = it->size;

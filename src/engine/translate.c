@@ -159,6 +159,51 @@ static int rewrite_load_barrier(char **c, size_t *len)
     return 0;
 }
 
+/* Replaces the first old in *c with new. 0, or -1 when old is absent. */
+static int replace_once(char **c, size_t *len, const char *old, const char *new)
+{
+    char *at = strstr(*c, old);
+    if (!at)
+        return -1;
+    size_t on = strlen(old), nn = strlen(new), pre = (size_t)(at - *c);
+    char *out = malloc(*len - on + nn + 1);
+    if (!out)
+        abort();
+    memcpy(out, *c, pre);
+    memcpy(out + pre, new, nn);
+    memcpy(out + pre + nn, at + on, *len - pre - on + 1);
+    free(*c);
+    *c = out;
+    *len = *len - on + nn;
+    return 0;
+}
+
+/* wasm2c 1.0.32 fills a table from an element segment with, for an
+ * imported function, the address of the instance's field holding the
+ * import's instance instead of the field's value: calling an imported
+ * function through the table handed it a pointer to a pointer (a host
+ * function then misread its context; found by an AssemblyScript guest).
+ * ref.func gets it right. Two rewrites fix it: the instance struct starts
+ * with a padding byte so that no import field sits at offset 0 (offset 0
+ * then always means the instance itself), and table initialization loads
+ * the field for a non-zero offset. */
+static int fix_imported_funcref(char **c, size_t *len)
+{
+    static const char struct_old[] = "typedef struct Z_" KEEL_GLUE_MODNAME_MANGLED "_instance_t {\n";
+    static const char struct_new[] =
+        "typedef struct Z_" KEEL_GLUE_MODNAME_MANGLED "_instance_t {\n"
+        "  u8 keel_no_import_at_0; /* Keel: see src/engine/translate.c */\n";
+    static const char init_old[] = "(char*)module_instance + src_expr->module_offset};";
+    static const char init_new[] =
+        "src_expr->module_offset ? *(void**)((char*)module_instance + src_expr->module_offset)"
+        " : module_instance}; /* Keel: translate.c */";
+    if (replace_once(c, len, struct_old, struct_new) != 0)
+        return -1;
+    if (strstr(*c, "funcref_table_init(") && replace_once(c, len, init_old, init_new) != 0)
+        return -1;
+    return 0;
+}
+
 int keel_translate(const uint8_t *bytes, size_t n, const wasm_info *info,
                    const char *workdir, char **c_text, size_t *c_len,
                    char *err, size_t errlen)
@@ -198,6 +243,11 @@ int keel_translate(const uint8_t *bytes, size_t n, const wasm_info *info,
     if (rewrite_load_barrier(&text, &len) != 0) {
         free(text);
         return keel_err(err, errlen, KEEL_ECOMPILE, "unexpected wasm2c output (load helpers)");
+    }
+    if (fix_imported_funcref(&text, &len) != 0) {
+        free(text);
+        return keel_err(err, errlen, KEEL_ECOMPILE,
+                        "unexpected wasm2c output (instance struct or table initialization)");
     }
     char *glue = NULL;
     size_t glue_len = 0;

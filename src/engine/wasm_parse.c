@@ -497,6 +497,14 @@ int wasm_parse(const uint8_t *bytes, size_t n, wasm_info *info, char *err,
     parse_state ps;
     memset(&ps, 0, sizeof ps);
     int rc = 0;
+    /* Order of the known sections by id: type, import, function, table,
+     * memory, tag (13), global, export, start, element, data count (12),
+     * code, data. */
+    static const uint8_t section_rank[14] = {
+        [1] = 1, [2] = 2, [3] = 3, [4] = 4, [5] = 5, [13] = 6, [6] = 7,
+        [7] = 8, [8] = 9, [9] = 10, [12] = 11, [10] = 12, [11] = 13,
+    };
+    uint8_t last_rank = 0;
     while (r.pos < r.end && !rc) {
         uint8_t id;
         uint32_t size;
@@ -509,6 +517,16 @@ int wasm_parse(const uint8_t *bytes, size_t n, wasm_info *info, char *err,
             break;
         }
         reader sec = { bytes, r.pos, r.pos + size, err, errlen, 0 };
+        /* Non-custom sections come at most once each, in the spec's order
+         * (a repeated one would also make a parser below overwrite what it
+         * built: found by tests/fuzz/fuzz_wasm_parse.c). */
+        if (id != 0 && id < sizeof section_rank && section_rank[id]) {
+            if (section_rank[id] <= last_rank) {
+                rc = fail(&r, "section out of order or repeated");
+                break;
+            }
+            last_rank = section_rank[id];
+        }
         switch (id) {
         case 1: rc = parse_types(&sec, &ps, info); break;
         case 2: rc = parse_imports(&sec, &ps, info); break;

@@ -242,6 +242,13 @@ void host_response_add_header(keel_response *resp, const char *name, size_t nlen
 /* A generic error response naming the request id. */
 void host_error_response(keel_response *resp, const host_request *rq, int status);
 
+/* --- cgi.c --- */
+/* Parses a CGI response (out, len bytes) into resp: headers, body, and
+ * status (the Status header's, 302 for a Location without one, else 0).
+ * Returns 0, or -1 with why filled (resp may then hold some headers; the
+ * caller frees it either way). */
+int host_cgi_parse(const char *out, size_t len, keel_response *resp, char *why, size_t whylen);
+
 /* --- wagi.c --- */
 void host_wagi_handle(host_request *rq, host_component *comp, const keel_route *route,
                       keel_response *resp);

@@ -1,6 +1,8 @@
 /* hello.c — waPC reactor built on sdk/c/keel.h: a greeting, an echo, and
  * round trips through every keel host function (status, headers, request
- * metadata, config, log). */
+ * metadata, config, log); "state" reports what an earlier request could
+ * have left behind (a counter, a static buffer, the heap and memory grown
+ * past the image) and then dirties all of it. */
 #define KEEL_IMPLEMENTATION
 #include "keel.h"
 
@@ -74,8 +76,38 @@ static void logs(const uint8_t *payload, size_t len)
     keel_respond_str("logged\n");
 }
 
+static int counter = 7;           /* data segment */
+static unsigned char stash[128 << 10];   /* zeroed (bss) */
+
+static size_t count_not(const unsigned char *p, size_t n, unsigned char v)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        k += p[i] != v;
+    return k;
+}
+
+static void state(const uint8_t *payload, size_t len)
+{
+    (void)payload; (void)len;
+    /* 64 pages (4 MiB) grown past the image's memory every time */
+    size_t big = 64u << 16;
+    long at = __builtin_wasm_memory_grow(0, 64);
+    unsigned char *grown = at < 0 ? NULL : (unsigned char *)((size_t)at << 16);
+    char out[128];
+    snprintf(out, sizeof out, "counter=%d stash=%zu grown=%zu\n", counter,
+             count_not(stash, sizeof stash, 0),
+             grown ? count_not(grown, big, 0) : (size_t)-1);
+    counter++;
+    memset(stash, 0xab, sizeof stash);
+    if (grown)
+        memset(grown, 0xcd, big);
+    keel_respond_str(out);
+}
+
 KEEL_INIT
 {
+    keel_register("state", state);
     keel_register("hello", hello);
     keel_register("echo", echo);
     keel_register("status", status);

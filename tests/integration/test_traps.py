@@ -68,3 +68,12 @@ def test_same_trap_twice_in_a_row(tier, keel, wat):
     # next run.
     for _ in range(2):
         assert_trap(keel("run", "--tier", tier, wat("trap_oob_store")), "out of bounds")
+
+
+@pytest.mark.parametrize("tier", TIERS)
+def test_imported_function_through_the_table(tier, keel, wat):
+    # call_indirect to an imported host function gets the same context a
+    # direct call gets.
+    r = keel("run", "--tier", tier, wat("table_import"))
+    assert r.returncode == 0, r.describe()
+    assert r.stdout == b"hi\n" and r.stderr == b"", r.describe()

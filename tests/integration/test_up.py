@@ -1256,3 +1256,55 @@ components:
     bad = [s for s in statuses if s[0] != 200]
     assert not bad, f"{len(bad)} of {len(statuses)} requests failed: {bad[:3]}"
     assert "(opt tier)" in srv.log(), srv.tail()
+
+
+def test_host_function_through_the_table(start_keel, built_guests):
+    """A component calling keel.log through call_indirect: a log line and a
+    200, request after request (instances come from the image, whose table
+    entry is rebound to each instance's host context)."""
+    srv = start_keel(f"""
+components:
+  tbl:
+    wasm: {built_guests / "wat" / "table_keel_log.wasm"}
+    abi: wapc
+    routes:
+      - path: /tbl
+""")
+    for _ in range(3):
+        r = srv.get("/tbl")
+        assert r.status == 200 and r.body == b"", (r, srv.tail())
+    assert srv.alive()
+    assert srv.log().count("hi") >= 3, srv.tail()
+
+
+def test_nothing_survives_a_request(start_keel):
+    """Every request starts from the component's initialized state: a
+    counter in the data segment, a static buffer, and 4 MiB of memory grown
+    past the image, which each request dirties, are back to their
+    initial values in the next, whichever thread serves it and however the
+    memory was reset (written pages copied back from the image, grown pages
+    dropped)."""
+    srv = start_keel("""
+components:
+  h:
+    wasm: {hello}
+    routes:
+      - path: /state
+        operation: state
+""")
+    answers = []
+
+    def hit():
+        conn = srv.connection()
+        for _ in range(50):
+            answers.append(srv.request("GET", "/state", conn=conn))
+
+    threads = [threading.Thread(target=hit) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert len(answers) == 200
+    for r in answers:
+        assert r.status == 200 and r.body == b"counter=7 stash=0 grown=0\n", (r, srv.tail())
+    assert "copy-on-write image" in srv.log(), srv.tail()

@@ -505,6 +505,17 @@ static void env_keys(void **state)
     keel_manifest_free(m);
 }
 
+/* A YAML directive is refused before libfyaml scans it: 0.7.12 loops
+ * forever on this malformed one (found by tests/fuzz/fuzz_manifest.c). */
+static void directives_refused(void **state)
+{
+    (void)state;
+    EXPECT_ERR("listen: 127.0.0.1:8080\ncomponents:\n% : error: sm:\x01\n",
+               "keel.yaml:3:1: YAML directives (lines starting with %) are not supported");
+    EXPECT_ERR("%YAML 1.2\n---\n" HEAD,
+               "keel.yaml:1:1: YAML directives (lines starting with %) are not supported");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -523,6 +534,7 @@ int main(void)
         cmocka_unit_test(components_and_names),
         cmocka_unit_test(listen_files_env),
         cmocka_unit_test(env_keys),
+        cmocka_unit_test(directives_refused),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
