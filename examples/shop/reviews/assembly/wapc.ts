@@ -7,6 +7,7 @@
 // Strings cross the boundary as UTF-8 bytes; AssemblyScript strings are
 // UTF-16, so every crossing encodes or decodes. Keel copies whatever it keeps
 // before returning, so the buffers below may die right after each call.
+import * as keel from "./keel";
 
 @external("wapc", "__guest_request")
 declare function guest_request(op_ptr: usize, payload_ptr: usize): void;
@@ -79,12 +80,15 @@ export function call(ns: string, op: string, payload: string): CallResult {
 }
 
 // AssemblyScript's abort (failed assertion, bounds check, throw), wired in
-// with `--use abort=assembly/wapc/guestAbort` instead of the default import
-// env.abort, which Keel does not provide. The call fails with the message
-// and the instance traps: Keel answers 500 and logs both.
+// with `--use abort=assembly/wapc/guestAbort` (asconfig.json) instead of the
+// default import env.abort, which Keel does not provide. The message goes
+// to Keel's log and the instance traps: Keel answers 500 and logs the trap.
 export function guestAbort(message: string | null, fileName: string | null,
                            line: u32, column: u32): void {
-  fail("AssemblyScript abort: " + (message !== null ? message : "(no message)") + " at " +
-       (fileName !== null ? fileName : "?") + ":" + line.toString() + ":" + column.toString());
+  const text = "AssemblyScript abort: " + (message !== null ? message : "(no message)") +
+               " at " + (fileName !== null ? fileName : "?") + ":" + line.toString() + ":" +
+               column.toString();
+  keel.log(keel.ERROR, text);
+  fail(text);
   unreachable();
 }
