@@ -1,7 +1,8 @@
 # Keel build. `make` builds build/keel; `make test` runs every suite;
 # `make asan` builds and runs the tests under ASan+UBSan; `make spec` runs the
 # WebAssembly core spec suite on both tiers; `make demo` is the quick start.
-# Debian packages are installed on demand by scripts/install-deps.sh.
+# Debian packages, and the npm packages of examples/shop/reviews (the
+# AssemblyScript compiler), are installed on demand by scripts/install-deps.sh.
 
 CC       ?= cc
 BUILD    ?= build
