@@ -1,7 +1,8 @@
 # Keel build. `make` builds build/keel; `make test` runs every suite;
 # `make asan` builds and runs the tests under ASan+UBSan; `make spec` runs the
 # WebAssembly core spec suite on both tiers; `make demo` is the quick start.
-# Debian packages are installed on demand by scripts/install-deps.sh.
+# Debian packages, and the npm packages of examples/shop/reviews (the
+# AssemblyScript compiler), are installed on demand by scripts/install-deps.sh.
 
 CC       ?= cc
 BUILD    ?= build
@@ -29,7 +30,13 @@ COMMAND_COMPONENTS := command cgi_env bad_cgi up_cgi
 # examples/shop: waPC components are WASI reactors; legacy (WAGI) is a command.
 SHOP_WAPC := gateway catalog cart auth
 SHOP_WAGI := legacy
-SHOP_WASM := $(patsubst %,$(BUILD)/shop/%.wasm,$(SHOP_WAPC) $(SHOP_WAGI))
+# examples/shop/reviews: a waPC component in AssemblyScript, compiled by asc
+# from its own node_modules (npm ci from its package-lock.json when missing).
+SHOP_AS     := reviews
+SHOP_AS_DIR := examples/shop/reviews
+SHOP_AS_SRC := $(wildcard $(SHOP_AS_DIR)/assembly/*.ts) $(SHOP_AS_DIR)/asconfig.json
+SHOP_AS_NPM := $(SHOP_AS_DIR)/node_modules/.package-lock.json
+SHOP_WASM := $(patsubst %,$(BUILD)/shop/%.wasm,$(SHOP_WAPC) $(SHOP_WAGI) $(SHOP_AS))
 WAT_SRC  := $(sort $(wildcard tests/wat/*.wat))
 WAT_WASM := $(WAT_SRC:tests/wat/%.wat=$(BUILD)/wat/%.wasm)
 
@@ -82,6 +89,15 @@ $(BUILD)/components/%.wasm: tests/components/%.c sdk/c/keel.h
 $(BUILD)/shop/%.wasm: examples/shop/%.c examples/shop/shop.h sdk/c/keel.h
 	@mkdir -p $(dir $@)
 	$(WASM_CC) $(WASM_CFLAGS) $(if $(filter $*,$(SHOP_WAGI)),,-mexec-model=reactor) -Isdk/c $< -o $@
+
+$(SHOP_AS_NPM): $(SHOP_AS_DIR)/package-lock.json
+	cd $(SHOP_AS_DIR) && npm ci --no-audit --no-fund
+	@touch $@
+
+$(BUILD)/shop/reviews.wasm: $(SHOP_AS_SRC) $(SHOP_AS_NPM)
+	@mkdir -p $(dir $@)
+	cd $(SHOP_AS_DIR) && npx --no-install asc assembly/index.ts --config asconfig.json \
+	    -o $(abspath $@)
 
 $(BUILD)/wat/%.wasm: tests/wat/%.wat
 	@mkdir -p $(dir $@)

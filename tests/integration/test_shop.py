@@ -35,10 +35,10 @@ from conftest import ROOT
 SHOP = ROOT / "examples" / "shop"
 MANIFEST = SHOP / "keel.yaml"
 README = SHOP / "README.md"
-MODULES = ("gateway", "catalog", "cart", "auth", "legacy")
+MODULES = ("gateway", "catalog", "cart", "auth", "legacy", "reviews")
 README_ADDR = "127.0.0.1:8080"
 LISTEN_RE = re.compile(r"listening on http://(\S+?):(\d+)\b")
-START_TIMEOUT = 120.0     # the first start compiles five modules (fast tier)
+START_TIMEOUT = 120.0     # the first start compiles six modules (fast tier)
 STOP_TIMEOUT = 20.0       # the drain gives up after 10 s
 HTTP_TIMEOUT = 30.0       # generous: the suite shares a 2-core box
 
@@ -90,32 +90,37 @@ def shop_manifest(build: Path, tmp: Path) -> Path:
     return out
 
 
-@pytest.fixture(scope="module")
-def shop(built_guests, keel_bin, base_env, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("shop")
-    manifest = shop_manifest(built_guests, tmp)
-    log_path = tmp / "keel.log"
+def start_keel(keel_bin, base_env, manifest: Path, log_path: Path) -> Shop:
+    """`keel up -f manifest` on a free port, logging to log_path; returns
+    once it logs "listening on" (the caller stops it)."""
     argv = [str(keel_bin), "up", "-f", str(manifest), "--listen", "127.0.0.1:0"]
     with open(log_path, "wb") as logf:
         proc = subprocess.Popen(argv, cwd=ROOT, env=base_env, stdin=subprocess.DEVNULL,
                                 stdout=logf, stderr=logf)
     s = Shop(proc, log_path, manifest)
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        m = LISTEN_RE.search(s.log())
+        if m:
+            s.port = int(m.group(2))
+            return s
+        if proc.poll() is not None:
+            pytest.fail(f"keel up exited with {proc.returncode} before listening\n{s.tail()}")
+        if time.monotonic() > deadline:
+            s.stop()
+            pytest.fail(f"keel up did not log 'listening on' within {START_TIMEOUT}s\n"
+                        f"{s.tail()}")
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def shop(built_guests, keel_bin, base_env, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("shop")
+    s = start_keel(keel_bin, base_env, shop_manifest(built_guests, tmp), tmp / "keel.log")
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            m = LISTEN_RE.search(s.log())
-            if m:
-                s.port = int(m.group(2))
-                break
-            if proc.poll() is not None:
-                pytest.fail(f"keel up exited with {proc.returncode} before listening\n{s.tail()}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"keel up did not log 'listening on' within {START_TIMEOUT}s\n"
-                            f"{s.tail()}")
-            time.sleep(0.05)
         yield s
     finally:
-        if proc.poll() is None:   # test_sigterm_exits_0 did not run or failed
+        if s.proc.poll() is None:   # test_sigterm_exits_0 did not run or failed
             s.stop()
 
 
@@ -310,6 +315,22 @@ PRICED = {"user": "alice", "items": [
     {"id": "kettle", "name": "Stovetop kettle", "qty": 1, "price_cents": 3900,
      "line_cents": 3900}], "total_cents": 7500, "persisted": False}
 
+# reviews, the AssemblyScript component: the product part comes from the C
+# catalog (catalog.get), the rest from reviews itself.
+AS = "AssemblyScript"   # its X-Written-In header
+REVIEW_SUMMARY = {"products": [{"id": "kettle", "count": 2, "average_stars": 4.5},
+                               {"id": "teapot", "count": 1, "average_stars": 5},
+                               {"id": "mug", "count": 3, "average_stars": 4}]}
+KETTLE_REVIEWS = {"product": PRODUCTS[0], "reviews": [
+    {"author": "Mira", "stars": 5, "text": "Boils a litre in four minutes on gas."},
+    {"author": "Tomasz", "stars": 4, "text": "The whistle is loud; the handle stays cool."}],
+    "count": 2, "average_stars": 4.5}
+MUG_REVIEWS = {"product": PRODUCTS[2], "reviews": [
+    {"author": "Sam", "stars": 4, "text": "Heavy in the hand, fine in the dishwasher."},
+    {"author": "Lee", "stars": 5, "text": 'Holds exactly the "350 ml" it promises.'},
+    {"author": "Noor", "stars": 3, "text": "The glaze chipped after a month."}],
+    "count": 3, "average_stars": 4}
+
 # (README line, check), in README order.
 STEPS = [
     ("curl -i 127.0.0.1:8080/api", check_index),
@@ -349,6 +370,11 @@ STEPS = [
     ("curl -i 127.0.0.1:8080/shop", keel_plain(404, "no route")),
     ("curl -i '127.0.0.1:8080/legacy/status?verbose=1'", check_legacy_status),
     ("curl -i 127.0.0.1:8080/legacy/orders", check_legacy_404),
+    ("curl 127.0.0.1:8080/api/reviews", json_is(200, REVIEW_SUMMARY, x_written_in=AS)),
+    ("curl -i 127.0.0.1:8080/api/reviews/kettle",
+     json_is(200, KETTLE_REVIEWS, x_written_in=AS)),
+    ("curl -i 127.0.0.1:8080/api/reviews/spoon",
+     json_is(404, {"error": "no such product"}, x_written_in=AS)),
 ]
 
 
@@ -378,7 +404,7 @@ def test_keel_check(keel, built_guests, tmp_path):
     shown = manifest.relative_to(ROOT) if manifest == MANIFEST else manifest
     r = keel("check", "-f", str(shown), cwd=ROOT)
     assert r.returncode == 0, r.describe()
-    assert r.out == f"{shown}: ok (5 components)\n", r.describe()
+    assert r.out == f"{shown}: ok (6 components)\n", r.describe()
 
 
 @pytest.mark.parametrize("line,check", STEPS, ids=[f"{i:02d}" for i in range(len(STEPS))])
@@ -424,6 +450,149 @@ def test_tokens_are_per_user(shop):
     json_is(401, {"error": "invalid token"}, www_authenticate=BAD_TOKEN)(r)
     r = http(shop, "POST", "/api/login", {}, b'{"user":"mallory","password":"builder"}')
     json_is(401, {"error": "wrong user or password"})(r)
+
+
+# ------------------------------------------------- reviews, in AssemblyScript
+
+def log_line(shop: Shop, pattern: str) -> str:
+    """The keel log line matching pattern (a regex), waiting a little."""
+    deadline = time.monotonic() + 5
+    while True:
+        m = re.search(pattern, shop.log(), re.M)
+        if m or time.monotonic() > deadline:
+            assert m, f"no log line matches {pattern!r}\n{shop.tail()}"
+            return m.group(0)
+        time.sleep(0.05)
+
+
+def test_reviews(shop):
+    """reviews' answers and headers, the call into the C catalog it makes,
+    its keel.log line, and the paths and methods around its route."""
+    r = http(shop, "GET", "/api/reviews/mug", {}, None)
+    json_is(200, MUG_REVIEWS, x_written_in=AS)(r)
+    rid = re.escape(r.headers["x-request-id"])
+    log_line(shop, rf" info \[reviews\] request {rid}: reviews of mug: 3, average 4 stars "
+                   rf"\(catalog\.get answered 200\)$")
+    r = http(shop, "GET", "/api/reviews/sencha", {}, None)   # in the catalog, not reviewed
+    json_is(200, {"product": PRODUCTS[3], "reviews": [], "count": 0, "average_stars": None},
+            x_written_in=AS)(r)
+    for target in ("/api/reviews/", "/api/reviews?sort=stars"):
+        json_is(200, REVIEW_SUMMARY, x_written_in=AS)(http(shop, "GET", target, {}, None))
+    r = http(shop, "GET", "/api/reviews/kettle?lang=en", {}, None)   # the query is ignored
+    json_is(200, KETTLE_REVIEWS)(r)
+    for target in ("/api/reviews/Mug%20", "/api/reviews/mug/x", "/api/reviews/" + "a" * 33,
+                   "/api/reviews//mug"):
+        r = http(shop, "GET", target, {}, None)
+        json_is(404, {"error": "no such product"}, x_written_in=AS)(r)
+    r = http(shop, "HEAD", "/api/reviews/mug", {}, None)   # Keel: GET routes answer HEAD
+    assert r.status == 200 and r.headers.get("x-written-in") == AS and r.body == b"", r
+    r = http(shop, "POST", "/api/reviews/mug", {}, b"{}")   # reviews' own 405
+    json_is(405, {"error": "method not allowed"}, allow="GET, HEAD", x_written_in=AS)(r)
+    check_denied("method not allowed")(http(shop, "DELETE", "/api/reviews", {}, None))
+    # /api/reviews/* is a longer prefix than /api/*; the gateway keeps the rest
+    r = http(shop, "GET", "/api/reviewsx", {}, None)
+    json_error(404, "no such endpoint")(r)
+    assert "x-written-in" not in r.headers, r
+    r = http(shop, "GET", "/api/products/mug", {}, None)
+    json_is(200, PRODUCTS[2])(r)
+    assert "x-written-in" not in r.headers, r
+
+
+# reviews without `calls: [catalog]`, and a route to an operation it lacks.
+BROKEN_REVIEWS = """\
+components:
+  reviews:
+    wasm: {shop}/reviews.wasm
+    routes:
+      - path: /api/reviews/*
+      - path: /nope
+        operation: nope
+  catalog:
+    wasm: {shop}/catalog.wasm
+"""
+
+
+def test_reviews_failures(built_guests, keel_bin, base_env, tmp_path):
+    """A failed __host_call and an unknown operation: the client gets
+    Keel's generic 500 (no guest headers, no guest text), the log says why."""
+    manifest = tmp_path / "keel.yaml"
+    manifest.write_text(BROKEN_REVIEWS.format(shop=(built_guests / "shop").resolve()))
+    s = start_keel(keel_bin, base_env, manifest, tmp_path / "keel.log")
+    try:
+        r = http(s, "GET", "/api/reviews/mug", {}, None)
+        keel_plain(500, "internal error")(r)
+        assert "x-written-in" not in r.headers and b"catalog" not in r.body, r
+        rid = re.escape(r.headers["x-request-id"])
+        log_line(s, rf" error \[reviews\] request {rid}: catalog\.get failed: component "
+                    rf"reviews may not call catalog \(not in its calls list\)$")
+        log_line(s, rf" error \[reviews\] request {rid}: operation handle failed .*"
+                    rf"the catalog call failed$")
+        r = http(s, "GET", "/api/reviews", {}, None)   # no call there: still served
+        json_is(200, REVIEW_SUMMARY, x_written_in=AS)(r)
+        r = http(s, "GET", "/nope", {}, None)
+        keel_plain(500, "internal error")(r)
+        rid = re.escape(r.headers["x-request-id"])
+        log_line(s, rf" error \[reviews\] request {rid}: operation nope failed .*"
+                    rf'unknown operation "nope"$')
+    finally:
+        rc = s.stop()
+    assert rc == 0, s.tail()
+    assert "trap" not in s.log(), s.tail()
+
+
+def wasm_imports_exports(path: Path):
+    """(["module.name", ...], {export name: kind}) of a wasm binary; kind 0
+    is a function, 2 a memory. Every import must be a function."""
+    data = path.read_bytes()
+    assert data[:8] == b"\0asm\1\0\0\0", path
+
+    def leb(i):
+        v = shift = 0
+        while True:
+            b = data[i]
+            i += 1
+            v |= (b & 0x7F) << shift
+            shift += 7
+            if b < 0x80:
+                return v, i
+
+    def name(i):
+        n, i = leb(i)
+        return data[i:i + n].decode(), i + n
+
+    imports, exports, i = [], {}, 8
+    while i < len(data):
+        sid, (size, i) = data[i], leb(i + 1)
+        j, end = i, i + size
+        if sid in (2, 7):
+            count, j = leb(j)
+            for _ in range(count):
+                if sid == 2:
+                    mod, j = name(j)
+                    field, j = name(j)
+                    assert data[j] == 0, f"{mod}.{field}: not a function import"
+                    _, j = leb(j + 1)
+                    imports.append(f"{mod}.{field}")
+                else:
+                    field, j = name(j)
+                    exports[field] = data[j]
+                    _, j = leb(j + 1)
+        i = end
+    return imports, exports
+
+
+def test_reviews_module_imports_only_keel(built_guests):
+    """The AssemblyScript module imports exactly the waPC and keel functions
+    it uses (no env.abort, env.seed or env.trace) and exports what a waPC
+    reactor must."""
+    imports, exports = wasm_imports_exports(built_guests / "shop" / "reviews.wasm")
+    assert sorted(imports) == sorted(
+        [f"wapc.{f}" for f in ("__guest_request", "__guest_response", "__guest_error",
+                               "__host_call", "__host_response_len", "__host_response",
+                               "__host_error_len", "__host_error")] +
+        [f"keel.{f}" for f in ("http_method", "http_uri", "http_set_status",
+                               "http_set_header", "log")]), imports
+    assert exports == {"memory": 2, "__guest_call": 0, "_initialize": 0}, exports
 
 
 def test_sigterm_exits_0(shop):
