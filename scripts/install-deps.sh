@@ -15,6 +15,8 @@ PACKAGES=(
   python3 python3-pytest        # integration tests and spec harness
   nodejs                        # reference WASI runtime in tests and benchmarks
   hyperfine                     # benchmarks
+  libsqlite3-dev libhiredis-dev redis-server   # KV stores (SQLite, Redis) and their tests
+  wrk                           # HTTP load in bench/kv
 )
 
 missing=()
