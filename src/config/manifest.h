@@ -20,6 +20,7 @@
 #define KEEL_MAX_STORES 256           /* stores: entries */
 #define KEEL_MAX_REGIONS 64           /* regions listed in one regions:/residency: */
 #define KEEL_MAX_REGION_NAME 64       /* region name bytes: [a-z0-9-] */
+#define KEEL_MAX_STORE_PREFIX 256     /* bytes of a redis store's key prefix */
 
 /* Defaults of the limits section. */
 #define KEEL_DEFAULT_MEMORY (64ull << 20)

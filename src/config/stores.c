@@ -166,6 +166,9 @@ static int parse_store(ctx *c, const keel_ynode *key, const keel_ynode *v, keel_
                 return keel_mf_fail(c, prefix->pos, "%s'prefix' must be a string, got %s",
                                     where, keel_ykind_name(prefix));
             s->prefix = xstrdup(prefix->null ? "" : prefix->text);
+            if (strlen(s->prefix) > KEEL_MAX_STORE_PREFIX)
+                return keel_mf_fail(c, prefix->pos, "%sprefix is longer than %d bytes",
+                                    where, KEEL_MAX_STORE_PREFIX);
         } else {
             s->prefix = xstrdup("");
         }
