@@ -4,8 +4,11 @@
  *
  * Threads: a pool of connections, each used by one thread at a time
  * (SQLITE_OPEN_NOMUTEX); a thread takes an idle one or opens a new one.
- * Writers queue on SQLite's write lock through busy_timeout, so load gives
- * waits, not SQLITE_BUSY; read-modify-write (kv_incr) runs in BEGIN
+ * Reads run in parallel (WAL). Writes of this process queue on a mutex
+ * (SQLite has one writer at a time anyway, and its busy handler sleeps in
+ * growing steps, which under load turns into long tail latencies); other
+ * processes on the same file are waited for through busy_timeout, so load
+ * gives waits, not SQLITE_BUSY. Read-modify-write (kv_incr) runs in BEGIN
  * IMMEDIATE, so it never has to upgrade a read lock. */
 #include "store/store_int.h"
 
@@ -40,6 +43,7 @@ typedef struct conn {
 } conn;
 
 typedef struct sq {
+    pthread_mutex_t wmu;          /* this process's writers, one at a time */
     pthread_mutex_t mu;
     conn **idle;
     size_t nidle;
@@ -199,6 +203,7 @@ static int sq_open(keel_store *st, char *err, size_t errlen)
     if (!s || !(s->idle = calloc(SQLITE_MAX_IDLE, sizeof *s->idle)))
         abort();
     pthread_mutex_init(&s->mu, NULL);
+    pthread_mutex_init(&s->wmu, NULL);
     st->impl = s;
     conn *c = conn_open(st->cfg, err, errlen);   /* fails now, not at the first request */
     if (!c) {
@@ -217,6 +222,7 @@ static void sq_close(keel_store *st)
     for (size_t i = 0; i < s->nidle; i++)
         conn_free(s->idle[i]);
     pthread_mutex_destroy(&s->mu);
+    pthread_mutex_destroy(&s->wmu);
     free(s->idle);
     free(s);
     st->impl = NULL;
@@ -264,7 +270,7 @@ static int sq_get(keel_store *st, const void *key, size_t klen, keel_kv_bytes *o
     return ret;
 }
 
-static int sq_set(keel_store *st, const void *key, size_t klen, const void *val, size_t vlen)
+static int sq_set_locked(keel_store *st, const void *key, size_t klen, const void *val, size_t vlen)
 {
     conn *c = acquire(st);
     if (!c)
@@ -278,7 +284,7 @@ static int sq_set(keel_store *st, const void *key, size_t klen, const void *val,
     return ret;
 }
 
-static int sq_del(keel_store *st, const void *key, size_t klen)
+static int sq_del_locked(keel_store *st, const void *key, size_t klen)
 {
     conn *c = acquire(st);
     if (!c)
@@ -342,7 +348,7 @@ static int sq_keys(keel_store *st, const void *prefix, size_t plen, keel_kv_byte
     return 0;
 }
 
-static int sq_incr(keel_store *st, const void *key, size_t klen, int64_t delta, int64_t *out)
+static int sq_incr_locked(keel_store *st, const void *key, size_t klen, int64_t delta, int64_t *out)
 {
     conn *c = acquire(st);
     if (!c)
@@ -394,6 +400,34 @@ static int sq_incr(keel_store *st, const void *key, size_t klen, int64_t delta, 
         *out = next;
     release(st, c);
     return ret;
+}
+
+/* The write operations, one at a time per process (see the top). */
+static int sq_set(keel_store *st, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    sq *s = st->impl;
+    pthread_mutex_lock(&s->wmu);
+    int rc = sq_set_locked(st, key, klen, val, vlen);
+    pthread_mutex_unlock(&s->wmu);
+    return rc;
+}
+
+static int sq_del(keel_store *st, const void *key, size_t klen)
+{
+    sq *s = st->impl;
+    pthread_mutex_lock(&s->wmu);
+    int rc = sq_del_locked(st, key, klen);
+    pthread_mutex_unlock(&s->wmu);
+    return rc;
+}
+
+static int sq_incr(keel_store *st, const void *key, size_t klen, int64_t delta, int64_t *out)
+{
+    sq *s = st->impl;
+    pthread_mutex_lock(&s->wmu);
+    int rc = sq_incr_locked(st, key, klen, delta, out);
+    pthread_mutex_unlock(&s->wmu);
+    return rc;
 }
 
 const store_ops keel_store_sqlite_ops = {
