@@ -193,7 +193,8 @@ int store_pack_keys(store_key *keys, size_t n, keel_kv_bytes *out)
         if (total > KEEL_KV_MAX_KEYS_BYTES)
             return KEEL_KV_ETOOBIG;
     }
-    qsort(keys, n, sizeof *keys, cmp_key);
+    if (n)
+        qsort(keys, n, sizeof *keys, cmp_key);   /* keys may be NULL when n is 0 */
     out->data = malloc(total ? total : 1);
     if (!out->data)
         abort();
