@@ -78,8 +78,8 @@ static int parse_names(ctx *c, const keel_ynode *v, const char *key, const char 
     return 0;
 }
 
-/* The folder of an absolute path, resolved as far as it exists: the path
- * itself is kept as written (joined with the manifest folder). */
+/* rel joined with the manifest's folder (an absolute rel is kept as it
+ * is); not resolved, since the file and its folders need not exist yet. */
 static char *join_path(const ctx *c, const char *rel)
 {
     char *out;
