@@ -20,7 +20,7 @@
  * Build and run (from the repository root, after `make BUILD=build all guests`):
  *   cc -std=c17 -O2 -D_GNU_SOURCE -DKEEL_BENCH_IMAGE -Isrc bench/instantiate.c \
  *      -Wl,--whole-archive build/libkeel.a -Wl,--no-whole-archive \
- *      -lh2o-evloop -lfyaml -ltcc -ldl -lpthread -lm -rdynamic -o build/bench-instantiate
+ *      -lh2o-evloop -lfyaml -ltcc -lsqlite3 -lhiredis -ldl -lpthread -lm -rdynamic -o build/bench-instantiate
  *   build/bench-instantiate build/components/hello.wasm [runs] [tier fast|opt]
  */
 #include <stdio.h>

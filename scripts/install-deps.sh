@@ -20,6 +20,8 @@ PACKAGES=(
   nodejs                        # reference WASI runtime in tests and benchmarks
   npm                           # assemblyscript, for examples/shop/reviews
   hyperfine                     # benchmarks
+  libsqlite3-dev libhiredis-dev redis-server   # KV stores (SQLite, Redis) and their tests
+  wrk                           # HTTP load in bench/kv
 )
 
 missing=()

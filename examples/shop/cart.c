@@ -1,19 +1,21 @@
-/* cart.c — prices a cart. No routes of its own: the gateway calls it after
- * auth has vouched for the user, and it calls the catalog for each product.
+/* cart.c — the users' carts, kept in the "carts" key-value store (keel.yaml
+ * stores:, granted by kv: [carts]). No routes of its own: the gateway calls
+ * it after auth has vouched for the user, and it calls the catalog for
+ * each product.
  *   add  (payload: "USER\n" + {"items":[{"id":"mug","qty":2},...]})
+ *        adds the items to USER's stored cart
  *        -> 200 the priced cart | 400 bad input or unknown product
  *                               | 409 a product is out of stock
- *   show (payload: "USER") -> 200 an empty cart
- * NOT STORED: every request gets a fresh instance, and Keel has no
- * key-value store yet, so a cart lives exactly as long as the request that
- * carries it. "add" answers the cart made of the items it was sent and
- * "show" can only answer an empty one; both say "persisted": false.
- * Replies follow shop.h's "NNN\n" rule. */
+ *                               | 503 the store is unavailable
+ *   show (payload: "USER") -> 200 USER's stored cart, priced now
+ * Stored under "cart:USER" as lines "ID QTY\n"; a failed request stores
+ * nothing. Replies follow shop.h's "NNN\n" rule. */
 #define KEEL_IMPLEMENTATION
 #include "shop.h"
 
 #define MAX_LINES 20
 #define MAX_QTY 99
+#define STORE "carts"
 
 static struct line {
     char id[33], name[128];
@@ -67,6 +69,56 @@ static int price(struct line *l)
     return rc;
 }
 
+/* Answers 503 for a store failure (the log gets the detail). */
+static void store_failed(const char *what, int rc)
+{
+    keel_logf(KEEL_ERROR, "%s: %s", what, keel_kv_strerror(rc));
+    shop_error(503, "cart storage unavailable, try again");
+}
+
+/* Reads USER's stored cart into lines[]: 1, or 0 after answering. */
+static int load(const char *user)
+{
+    char key[80];
+    uint8_t *v;
+    size_t n;
+    snprintf(key, sizeof key, "cart:%s", user);
+    int rc = keel_kv_get(STORE, key, &v, &n);
+    if (rc == KEEL_KV_ABSENT)
+        return 1;
+    if (rc < 0) {
+        store_failed("reading the cart", rc);
+        return 0;
+    }
+    for (char *line = (char *)v, *next; *line && nlines < MAX_LINES; line = next) {
+        next = strchr(line, '\n');
+        next = next ? next + 1 : line + strlen(line);
+        struct line *l = &lines[nlines];
+        memset(l, 0, sizeof *l);
+        if (sscanf(line, "%32s %ld", l->id, &l->qty) == 2 && shop_name_ok(l->id))
+            nlines++;
+    }
+    free(v);
+    return 1;
+}
+
+/* Stores lines[] as USER's cart: 1, or 0 after answering. */
+static int save(const char *user)
+{
+    char key[80], text[MAX_LINES * 48];
+    size_t n = 0;
+    snprintf(key, sizeof key, "cart:%s", user);
+    for (int i = 0; i < nlines; i++)
+        n += (size_t)snprintf(text + n, sizeof text - n, "%s %ld\n", lines[i].id,
+                              lines[i].qty);
+    int rc = keel_kv_set(STORE, key, text, n);
+    if (rc < 0) {
+        store_failed("storing the cart", rc);
+        return 0;
+    }
+    return 1;
+}
+
 /* Reads one {"id":"...","qty":N} into lines[], merging repeated ids. */
 static int read_item(jcur *c)
 {
@@ -97,20 +149,21 @@ static int read_cart(const char *body, size_t len)
 {
     jcur c = { body, body + len };
     char key[16];
-    int first = 1, r;
+    int first = 1, r, seen_items = 0, items = 0;
     if (!jc_eat(&c, '{'))
         return 0;
     while ((r = jc_key(&c, &first, key, sizeof key)) == 1) {
-        if (strcmp(key, "items") != 0 || nlines || !jc_eat(&c, '['))
+        if (strcmp(key, "items") != 0 || seen_items++ || !jc_eat(&c, '['))
             return 0;
         do {
             if (!read_item(&c))
                 return 0;
+            items++;
         } while (jc_eat(&c, ','));
         if (!jc_eat(&c, ']'))
             return 0;
     }
-    return r == 0 && jc_done(&c) && nlines > 0;
+    return r == 0 && jc_done(&c) && seen_items && items > 0;
 }
 
 /* Splits "USER\nrest"; NULL when the gateway sent something else. */
@@ -143,7 +196,7 @@ static void answer(const char *user)
                   l->price_cents, l->qty * l->price_cents);
         total += l->qty * l->price_cents;
     }
-    jb_printf(&out, "],\"total_cents\":%ld,\"persisted\":false}", total);
+    jb_printf(&out, "],\"total_cents\":%ld,\"persisted\":true}", total);
     shop_reply(200, &out);
 }
 
@@ -155,6 +208,8 @@ static void add(const uint8_t *payload, size_t len)
         keel_fail("cart.add expects USER\\nBODY");
         return;
     }
+    if (!load(user))
+        return;
     if (!read_cart(body, len - (size_t)(body - (const char *)payload))) {
         shop_error(400, "expected {\"items\":[{\"id\":\"mug\",\"qty\":1},...]} "
                         "with 1 to 20 products, qty 1 to 99");
@@ -163,7 +218,8 @@ static void add(const uint8_t *payload, size_t len)
     for (int i = 0; i < nlines; i++)
         if (price(&lines[i]) != 0)
             return;
-    answer(user);
+    if (save(user))
+        answer(user);
 }
 
 static void show(const uint8_t *payload, size_t len)
@@ -173,7 +229,12 @@ static void show(const uint8_t *payload, size_t len)
         keel_fail("cart.show expects USER");
         return;
     }
-    answer(user);   /* nothing is stored yet: always empty */
+    if (!load(user))
+        return;
+    for (int i = 0; i < nlines; i++)
+        if (price(&lines[i]) != 0)
+            return;
+    answer(user);
 }
 
 KEEL_INIT

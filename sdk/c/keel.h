@@ -61,6 +61,20 @@ int keel_raw_http_set_header(const char *name, size_t name_len, const char *valu
 KEEL_IMPORT_("keel", "config_get")
 int keel_raw_config_get(const char *key, size_t key_len, char *buf, size_t cap);
 KEEL_IMPORT_("keel", "log") void keel_raw_log(int level, const char *ptr, size_t len);
+KEEL_IMPORT_("keel", "kv_get")
+int keel_raw_kv_get(const char *store, size_t store_len, const void *key, size_t key_len,
+                    void *buf, size_t cap);
+KEEL_IMPORT_("keel", "kv_set")
+int keel_raw_kv_set(const char *store, size_t store_len, const void *key, size_t key_len,
+                    const void *val, size_t val_len);
+KEEL_IMPORT_("keel", "kv_delete")
+int keel_raw_kv_delete(const char *store, size_t store_len, const void *key, size_t key_len);
+KEEL_IMPORT_("keel", "kv_keys")
+int keel_raw_kv_keys(const char *store, size_t store_len, const void *prefix,
+                     size_t prefix_len, void *buf, size_t cap);
+KEEL_IMPORT_("keel", "kv_incr")
+int64_t keel_raw_kv_incr(const char *store, size_t store_len, const void *key,
+                         size_t key_len, int64_t delta);
 
 /* ---- operations ---- */
 
@@ -113,6 +127,49 @@ int keel_set_header(const char *name, const char *value);
 
 /* The component's config value for key (keel.yaml `config:`), as above. */
 int keel_config(const char *key, char *buf, size_t cap);
+
+/* ---- key-value stores (keel.yaml stores:, granted by the component's kv:) ---- */
+
+/* Results: 0 or a length on success, KEEL_KV_ABSENT for a missing key, or
+ * a negative error (docs/abi.md). A failed write changes nothing. */
+enum {
+    KEEL_KV_ABSENT = -1,    /* no such key */
+    KEEL_KV_EDENIED = -2,   /* the store is not in this component's kv: grants */
+    KEEL_KV_ETOOBIG = -3,   /* key over 4096 bytes, value over max_value, keys over 16 MiB */
+    KEEL_KV_EUNAVAIL = -4,  /* backend unavailable (Redis down, database locked) */
+    KEEL_KV_EINVAL = -5,    /* empty key, NUL in a key, store name not UTF-8 */
+    KEEL_KV_EIO = -6,       /* the backend failed to read or write */
+    KEEL_KV_EFULL = -7,     /* disk full or the store's max_size reached */
+    KEEL_KV_ENOTNUM = -8,   /* kv_incr: the value is not a decimal integer */
+    KEEL_KV_ERANGE = -9,    /* kv_incr: the result would leave the counter range */
+};
+
+/* Counters hold [KEEL_KV_COUNTER_MIN, INT64_MAX]; a raw kv_incr result
+ * below KEEL_KV_COUNTER_MIN is an error, INT64_MIN - code:
+ * KEEL_KV_INCR_ERROR(r) gives that (negative) code, 0 for a value. */
+#define KEEL_KV_COUNTER_MIN (INT64_MIN + 256)
+static inline int keel_kv_incr_error_(int64_t r)
+{
+    return r < KEEL_KV_COUNTER_MIN ? (int)(INT64_MIN - r) : 0;
+}
+#define KEEL_KV_INCR_ERROR(r) keel_kv_incr_error_(r)
+
+/* The value of key in *out (malloc'd, NUL-terminated for convenience; the
+ * caller frees it) and its length in *len. 0, KEEL_KV_ABSENT or an error
+ * (*out is then NULL). */
+int keel_kv_get(const char *store, const char *key, uint8_t **out, size_t *len);
+/* Sets key to [val, val+len): 0 or an error. Durable when it returns 0. */
+int keel_kv_set(const char *store, const char *key, const void *val, size_t len);
+/* 0, KEEL_KV_ABSENT or an error. */
+int keel_kv_delete(const char *store, const char *key);
+/* The keys starting with prefix, sorted bytewise, each followed by a NUL,
+ * in *out (malloc'd; the caller frees it) and the total in *len. */
+int keel_kv_keys(const char *store, const char *prefix, char **out, size_t *len);
+/* Adds delta to the counter at key (absent counts as 0) atomically, and
+ * returns 0 with the new value in *value, or an error. */
+int keel_kv_incr(const char *store, const char *key, int64_t delta, int64_t *value);
+/* "backend unavailable", ... for a result above. */
+const char *keel_kv_strerror(int rc);
 
 /* ---- log ---- */
 enum { KEEL_DEBUG = 0, KEEL_INFO = 1, KEEL_WARN = 2, KEEL_ERROR = 3 };
@@ -271,6 +328,91 @@ void keel_logf(int level, const char *fmt, ...)
     if (n < 0)
         return;
     keel_raw_log(level, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+}
+
+int keel_kv_get(const char *store, const char *key, uint8_t **out, size_t *len)
+{
+    size_t sl = strlen(store), kl = strlen(key), cap = 256;
+    *out = NULL;
+    *len = 0;
+    for (;;) {   /* the value may change between two calls: retry until it fits */
+        uint8_t *buf = (uint8_t *)malloc(cap + 1);
+        if (!buf)
+            return KEEL_KV_ETOOBIG;
+        int n = keel_raw_kv_get(store, sl, key, kl, buf, cap);
+        if (n < 0) {
+            free(buf);
+            return n;
+        }
+        if ((size_t)n <= cap) {
+            buf[n] = 0;
+            *out = buf;
+            *len = (size_t)n;
+            return 0;
+        }
+        free(buf);
+        cap = (size_t)n;
+    }
+}
+
+int keel_kv_set(const char *store, const char *key, const void *val, size_t len)
+{
+    return keel_raw_kv_set(store, strlen(store), key, strlen(key), val, len);
+}
+
+int keel_kv_delete(const char *store, const char *key)
+{
+    return keel_raw_kv_delete(store, strlen(store), key, strlen(key));
+}
+
+int keel_kv_keys(const char *store, const char *prefix, char **out, size_t *len)
+{
+    size_t sl = strlen(store), pl = strlen(prefix), cap = 1024;
+    *out = NULL;
+    *len = 0;
+    for (;;) {
+        char *buf = (char *)malloc(cap + 1);
+        if (!buf)
+            return KEEL_KV_ETOOBIG;
+        int n = keel_raw_kv_keys(store, sl, prefix, pl, buf, cap);
+        if (n < 0) {
+            free(buf);
+            return n;
+        }
+        if ((size_t)n <= cap) {
+            buf[n] = 0;
+            *out = buf;
+            *len = (size_t)n;
+            return 0;
+        }
+        free(buf);
+        cap = (size_t)n;
+    }
+}
+
+int keel_kv_incr(const char *store, const char *key, int64_t delta, int64_t *value)
+{
+    int64_t r = keel_raw_kv_incr(store, strlen(store), key, strlen(key), delta);
+    int err = KEEL_KV_INCR_ERROR(r);
+    if (!err)
+        *value = r;
+    return err;
+}
+
+const char *keel_kv_strerror(int rc)
+{
+    switch (rc) {
+    case KEEL_KV_ABSENT: return "absent";
+    case KEEL_KV_EDENIED: return "denied: store not granted";
+    case KEEL_KV_ETOOBIG: return "too large";
+    case KEEL_KV_EUNAVAIL: return "backend unavailable";
+    case KEEL_KV_EINVAL: return "invalid argument";
+    case KEEL_KV_EIO: return "storage error";
+    case KEEL_KV_EFULL: return "storage full";
+    case KEEL_KV_ENOTNUM: return "not an integer";
+    case KEEL_KV_ERANGE: return "counter out of range";
+    default: return rc >= 0 ? "ok" : "unknown error";
+    }
 }
 
 #endif /* KEEL_IMPLEMENTATION */

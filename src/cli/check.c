@@ -14,6 +14,7 @@
 #include "base/proc.h"
 #include "cli/cli.h"
 #include "config/manifest.h"
+#include "config/residency.h"
 #include "engine/wasm_parse.h"
 #include "host/host.h"
 
@@ -101,12 +102,21 @@ static int check_component(const keel_manifest *m, const keel_component_cfg *cc)
     }
     if (info.uses_simd)
         report(m, cc, &nerr, "%s uses SIMD (v128) types, which Keel cannot run", cc->wasm);
+    bool kv_reported = false;
     for (size_t i = 0; i < info.nimports; i++) {
         const keel_extern *imp = &info.imports[i];
         const char *p = import_problem(imp, why, sizeof why);
         if (p)
             report(m, cc, &nerr, "import %s.%.*s: %s", imp->module, (int)imp->name_len,
                    imp->name, p);
+        /* a module that uses KV without any grant would only ever be denied */
+        if (!p && !cc->nkv && !kv_reported && !strcmp(imp->module, "keel") &&
+            imp->name_len > 3 && !memcmp(imp->name, "kv_", 3)) {
+            report(m, cc, &nerr, "imports keel.%.*s but has no kv grant: every call would "
+                   "be denied (add kv: [STORE] to the component)", (int)imp->name_len,
+                   imp->name);
+            kv_reported = true;
+        }
     }
     if (cc->abi == KEEL_ABI_WAPC) {
         if (!has_export(&info, "__guest_call", KEEL_EXTERN_FUNC, "ii:i"))
@@ -124,15 +134,24 @@ out:
     return nerr;
 }
 
+static void residency_line(void *arg, const char *line)
+{
+    (void)arg;
+    fprintf(stderr, "%s\n", line);
+}
+
 int keel_cmd_check(int argc, char **argv)
 {
     const char *file = NULL;
+    bool explain = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         int r;
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             fputs(keel_usage("check"), stdout);
             return KEEL_EXIT_OK;
+        } else if (strcmp(a, "--explain-residency") == 0) {
+            explain = true;
         } else if ((r = keel_opt_value(argc, argv, &i, "-f", &v)) != 0 ||
                    (r = keel_opt_value(argc, argv, &i, "--file", &v)) != 0) {
             if (r < 0)
@@ -158,6 +177,9 @@ int keel_cmd_check(int argc, char **argv)
     int nerr = 0;
     for (size_t i = 0; i < m->ncomponents; i++)
         nerr += check_component(m, &m->components[i]);
+    nerr += keel_residency_check(m, true, residency_line, NULL);
+    if (explain)
+        keel_residency_explain(m, stdout);
     if (!nerr)
         printf("%s: ok (%zu components)\n", m->path, m->ncomponents);
     keel_manifest_free(m);

@@ -21,7 +21,8 @@ static const char overview[] =
     "\n"
     "environment:\n"
     "  KEEL_CACHE   compile cache directory (default ~/.cache/keel)\n"
-    "  KEEL_CC      C compiler of the optimized tier (default cc)\n";
+    "  KEEL_CC      C compiler of the optimized tier (default cc)\n"
+    "  KEEL_REGION  this instance's region (overrides region: in keel.yaml)\n";
 
 static const char run_usage[] =
     "usage: keel run [options] MODULE.wasm [ARGS...]\n"
@@ -67,22 +68,53 @@ static const char up_usage[] =
     "  --listen HOST:PORT     override the manifest's listen address\n";
 
 static const char check_usage[] =
-    "usage: keel check [-f FILE]\n"
+    "usage: keel check [-f FILE] [--explain-residency]\n"
     "\n"
     "Validates the manifest FILE (default ./keel.yaml) and every component's\n"
     "module without compiling: each import must be a function Keel provides\n"
     "with the same signature; wapc components must export __guest_call and\n"
     "memory, wagi components _start. Problems are printed one per line as\n"
-    "FILE:LINE:COL: message.\n"
+    "FILE:LINE:COL: message. Data residency is checked too: every store's\n"
+    "regions must include this instance's region (region:, KEEL_REGION), and\n"
+    "no kv grant or calls edge may let a store's data reach a component whose\n"
+    "residency lies outside them; a module importing keel.kv_* needs a kv grant.\n"
     "\n"
     "options:\n"
-    "  -f, --file FILE   the manifest (default keel.yaml)\n"
+    "  -f, --file FILE        the manifest (default keel.yaml)\n"
+    "  --explain-residency    print, for each store, which components can read\n"
+    "                         it, directly or through calls, and by which path\n"
     "\n"
     "exit status: 0 when all is well (\"FILE: ok (N components)\"), 1 on any\n"
     "problem, 2 on a usage error.\n";
 
+static const char backup_usage[] =
+    "usage: keel backup [-f FILE] --store NAME -o OUT\n"
+    "\n"
+    "Writes an online, consistent snapshot of the SQLite store NAME of the\n"
+    "manifest FILE (default ./keel.yaml) to OUT, and its sha256 to OUT.sha256\n"
+    "(sha256sum format). A running `keel up` keeps serving meanwhile. Redis\n"
+    "stores are backed up with Redis's own RDB/AOF (docs/operations.md).\n"
+    "\n"
+    "exit status: 0 when both files are written, 1 on failure (nothing is\n"
+    "left at OUT), 2 on a usage error.\n";
+
+static const char restore_usage[] =
+    "usage: keel restore [-f FILE] --store NAME BACKUP\n"
+    "\n"
+    "Replaces the contents of the SQLite store NAME with BACKUP after checking\n"
+    "it against BACKUP.sha256 and with PRAGMA integrity_check. Refuses, and\n"
+    "changes nothing, on any mismatch. The replacement is one transaction: a\n"
+    "running `keel up` sees the old contents or the new, never a mix.\n"
+    "\n"
+    "exit status: 0 restored, 1 refused or failed (the store is unchanged),\n"
+    "2 on a usage error.\n";
+
 const char *keel_usage(const char *cmd)
 {
+    if (cmd && strcmp(cmd, "backup") == 0)
+        return backup_usage;
+    if (cmd && strcmp(cmd, "restore") == 0)
+        return restore_usage;
     if (cmd && strcmp(cmd, "check") == 0)
         return check_usage;
     if (cmd && strcmp(cmd, "up") == 0)
@@ -120,7 +152,8 @@ int keel_cmd_help(int argc, char **argv)
 {
     const char *cmd = argc > 1 ? argv[1] : NULL;
     if (cmd && strcmp(cmd, "run") && strcmp(cmd, "compile") && strcmp(cmd, "check") &&
-        strcmp(cmd, "up") && strcmp(cmd, "help"))
+        strcmp(cmd, "up") && strcmp(cmd, "help") && strcmp(cmd, "backup") &&
+        strcmp(cmd, "restore"))
         return keel_usage_error(NULL, "unknown command \"%s\"", cmd);
     fputs(keel_usage(cmd), stdout);
     return KEEL_EXIT_OK;

@@ -15,16 +15,9 @@
 
 #include "base/errors.h"
 #include "base/proc.h"
+#include "config/manifest_int.h"
 #include "config/units.h"
 #include "config/yaml.h"
-
-typedef struct ctx {
-    const char *path;          /* as given, for messages */
-    const char *dir;           /* absolute folder of the manifest */
-    const char *comp;          /* component being read, for messages */
-    char *err;
-    size_t errlen;
-} ctx;
 
 /* Formats "PATH:LINE:COL: [component NAME: ]message" and returns
  * KEEL_EINVAL. */
@@ -105,6 +98,35 @@ static int want(ctx *c, const keel_ynode *v, keel_ykind kind, const char *where,
         return fail(c, v->pos, "%s'%s' must be %s, got %s", where, name,
                     kind == KEEL_Y_MAP ? "a mapping" : "a sequence", keel_ykind_name(v));
     return 0;
+}
+
+/* The helpers other files of src/config use (manifest_int.h). */
+int keel_mf_fail(ctx *c, keel_pos pos, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return fail(c, pos, "%s", msg);
+}
+
+int keel_mf_check_keys(ctx *c, const keel_ynode *map, const char *const *allowed,
+                       const char *where)
+{
+    return check_keys(c, map, allowed, where, false);
+}
+
+int keel_mf_string(ctx *c, const keel_ynode *v, const char *where, const char *name,
+                   char **out)
+{
+    return get_string(c, v, where, name, out);
+}
+
+int keel_mf_want(ctx *c, const keel_ynode *v, keel_ykind kind, const char *where,
+                 const char *name)
+{
+    return want(c, v, kind, where, name);
 }
 
 /* rel resolved against the manifest folder, made canonical. Returns 0,
@@ -465,7 +487,8 @@ static int parse_component(ctx *c, const keel_ynode *key, const keel_ynode *v,
         return fail(c, v->pos, "must be a mapping (wasm, abi, routes, ...), got %s",
                     keel_ykind_name(v));
     static const char *const keys[] = { "wasm", "abi", "routes", "calls", "config",
-                                        "env", "files", "limits", NULL };
+                                        "env", "files", "limits", "kv", "residency",
+                                        NULL };
     int rc = check_keys(c, v, keys, "", false);
     if (rc)
         return rc;
@@ -498,6 +521,8 @@ static int parse_component(ctx *c, const keel_ynode *key, const keel_ynode *v,
     if ((n = keel_ymap_get(v, "files", NULL)) && (rc = parse_files(c, n, cc)))
         return rc;
     if ((n = keel_ymap_get(v, "limits", NULL)) && (rc = parse_limits(c, n, &cc->limits)))
+        return rc;
+    if ((rc = keel_mf_parse_component_state(c, v, cc)))
         return rc;
     c->comp = NULL;
     return 0;
@@ -616,7 +641,7 @@ static int load_tree(ctx *c, const keel_ynode *root, keel_manifest *m)
     if (root->kind != KEEL_Y_MAP)
         return fail(c, root->pos, "the manifest must be a mapping (listen, components), "
                     "got %s", keel_ykind_name(root));
-    static const char *const keys[] = { "listen", "components", NULL };
+    static const char *const keys[] = { "listen", "region", "stores", "components", NULL };
     int rc = check_keys(c, root, keys, "", true);
     if (rc)
         return rc;
@@ -627,6 +652,8 @@ static int load_tree(ctx *c, const keel_ynode *root, keel_manifest *m)
     } else {
         m->listen = xstrdup(KEEL_DEFAULT_LISTEN);
     }
+    if ((rc = keel_mf_parse_state(c, root, m)))
+        return rc;
     keel_pos kp;
     const keel_ynode *comps = keel_ymap_get(root, "components", &kp);
     if (!comps)
@@ -645,6 +672,8 @@ static int load_tree(ctx *c, const keel_ynode *root, keel_manifest *m)
             return rc;
     }
     if ((rc = check_calls(c, m, comps)))
+        return rc;
+    if ((rc = keel_mf_check_kv(c, m, comps)))
         return rc;
     return check_routes(c, m);
 }
@@ -729,6 +758,7 @@ static void free_component(keel_component_cfg *cc)
         free(cc->files[i].guest);
     }
     free(cc->files);
+    keel_mf_free_component_state(cc);
 }
 
 void keel_manifest_free(keel_manifest *m)
@@ -738,6 +768,7 @@ void keel_manifest_free(keel_manifest *m)
     for (size_t i = 0; i < m->ncomponents; i++)
         free_component(&m->components[i]);
     free(m->components);
+    keel_mf_free_state(m);
     free(m->path);
     free(m->dir);
     free(m->listen);

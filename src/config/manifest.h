@@ -17,6 +17,10 @@
 #define KEEL_MAX_ROUTES 1024          /* per component */
 #define KEEL_MAX_CALLS 1024           /* per component */
 #define KEEL_MAX_NAME 64              /* component name bytes: [a-z0-9_-] */
+#define KEEL_MAX_STORES 256           /* stores: entries */
+#define KEEL_MAX_REGIONS 64           /* regions listed in one regions:/residency: */
+#define KEEL_MAX_REGION_NAME 64       /* region name bytes: [a-z0-9-] */
+#define KEEL_MAX_STORE_PREFIX 256     /* bytes of a redis store's key prefix */
 
 /* Defaults of the limits section. */
 #define KEEL_DEFAULT_MEMORY (64ull << 20)
@@ -24,6 +28,8 @@
 #define KEEL_DEFAULT_CONCURRENCY 64u
 #define KEEL_DEFAULT_BODY (1ull << 20)
 #define KEEL_DEFAULT_LISTEN "127.0.0.1:8080"
+#define KEEL_DEFAULT_MAX_VALUE (1ull << 20)     /* stores: max_value */
+#define KEEL_MAX_MAX_VALUE (64ull << 20)        /* its ceiling */
 
 /* Bounds of the limits section (inclusive). */
 #define KEEL_MIN_MEMORY (64ull << 10)          /* one wasm page */
@@ -74,6 +80,24 @@ typedef struct keel_limits {
     uint64_t body;            /* request body bytes */
 } keel_limits;
 
+typedef enum keel_store_backend {
+    KEEL_STORE_SQLITE = 0, KEEL_STORE_REDIS = 1,
+} keel_store_backend;
+
+/* One entry of stores: (docs/config.md). */
+typedef struct keel_store_cfg {
+    char *name;               /* [a-z0-9_-], 1 to KEEL_MAX_NAME bytes */
+    keel_store_backend backend;
+    char *path;               /* sqlite: absolute (its folder need not exist yet) */
+    char *url;                /* redis: redis://[:PASSWORD@]HOST[:PORT][/DB] */
+    char *prefix;             /* redis: key prefix ("" when none) */
+    char **regions;           /* where the data may live; none: anywhere */
+    size_t nregions;
+    uint64_t max_value;       /* bytes of one value */
+    uint64_t max_size;        /* sqlite: database size cap in bytes, 0 = none */
+    keel_pos pos;             /* of the store's key */
+} keel_store_cfg;
+
 typedef struct keel_component_cfg {
     char *name;
     char *wasm;               /* absolute path */
@@ -89,6 +113,12 @@ typedef struct keel_component_cfg {
     keel_mount *files;
     size_t nfiles;
     keel_limits limits;
+    char **kv;                /* names of the stores it may use */
+    size_t nkv;
+    keel_pos kv_pos;          /* of its kv: value */
+    char **residency;         /* regions its data may go to; none: unrestricted */
+    size_t nresidency;
+    keel_pos residency_pos;
     keel_pos pos;             /* of the component's key */
     keel_pos wasm_pos;        /* of its wasm: value */
 } keel_component_cfg;
@@ -97,6 +127,11 @@ typedef struct keel_manifest {
     char *path;               /* as given */
     char *dir;                /* absolute folder of the manifest */
     char *listen;             /* host:port */
+    char *region;             /* this instance's region (KEEL_REGION wins); NULL: none */
+    bool region_from_env;     /* region came from KEEL_REGION */
+    keel_pos region_pos;
+    keel_store_cfg *stores;
+    size_t nstores;
     keel_component_cfg *components;
     size_t ncomponents;
 } keel_manifest;
@@ -106,6 +141,9 @@ typedef struct keel_manifest {
 int keel_manifest_load(const char *path, keel_manifest **out, char *err,
                        size_t errlen);
 void keel_manifest_free(keel_manifest *m);
+
+/* The store called name, or NULL. */
+const keel_store_cfg *keel_manifest_store(const keel_manifest *m, const char *name);
 
 /* The component called name, or NULL. */
 const keel_component_cfg *keel_manifest_component(const keel_manifest *m,

@@ -12,15 +12,17 @@
 #include <strings.h>
 
 #include "base/errors.h"
+#include "config/residency.h"
 #include "obs/log.h"
 #include "wasi/wasi.h"
 
 const keel_host_fn *const keel_host_fn_tables[] = {
-    keel_wasi_host_fns, keel_host_wapc_fns, keel_host_api_fns, NULL,
+    keel_wasi_host_fns, keel_host_wapc_fns, keel_host_api_fns, keel_host_kv_fns, NULL,
 };
 /* For loading and linking: WAGI's fd_write comes before WASI's. */
 const keel_host_fn *const keel_host_link_tables[] = {
-    keel_host_wagi_fns, keel_wasi_host_fns, keel_host_wapc_fns, keel_host_api_fns, NULL,
+    keel_host_wagi_fns, keel_wasi_host_fns, keel_host_wapc_fns, keel_host_api_fns,
+    keel_host_kv_fns, NULL,
 };
 
 static void *xcalloc(size_t n, size_t size)
@@ -42,6 +44,14 @@ static char *xasprintf(const char *fmt, ...)
     if (n < 0)
         abort();
     return s;
+}
+
+static void residency_report(void *arg, const char *line)
+{
+    char *first = arg;
+    keel_log(KEEL_LOG_ERROR, NULL, "residency denial: %s", line);
+    if (!first[0])
+        snprintf(first, 1024, "%s", line);
 }
 
 /* ---- responses ---- */
@@ -273,6 +283,12 @@ static int component_setup(keel_host *h, host_component *c, const keel_host_opts
             .readonly = cfg->files[i].readonly,
         };
 
+    /* kv grants (the manifest checked that each names a store) */
+    c->kv = xcalloc(cfg->nkv, sizeof *c->kv);
+    for (size_t i = 0; i < cfg->nkv; i++)
+        if ((c->kv[c->nkv] = keel_stores_find(h->stores, cfg->kv[i], strlen(cfg->kv[i]))))
+            c->nkv++;
+
     keel_log(KEEL_LOG_INFO, cfg->name, "loaded %s: abi %s, tier %s, sha256 %.12s",
              cfg->wasm, cfg->abi == KEEL_ABI_WAPC ? "wapc" : "wagi",
              keel_module_tier(mod), keel_module_digest(mod));
@@ -397,6 +413,28 @@ int keel_host_match(const keel_host *h, const char *method, size_t method_len,
 
 /* ---- lifecycle ---- */
 
+/* Refuses data-residency violations (logged and counted), then opens the
+ * manifest's stores. */
+static int host_open_stores(keel_host *h, char *err, size_t errlen)
+{
+    char first[1024] = "";
+    int n = keel_residency_check(h->m, false, residency_report, first);
+    if (n)
+        return keel_err(err, errlen, KEEL_EINVAL, "%s%s", first,
+                        n > 1 ? " (and more: see keel check)" : "");
+    return keel_stores_open(h->m, NULL, &h->stores, err, errlen);
+}
+
+bool keel_host_stores_ready(const keel_host *h, char *why, size_t len)
+{
+    return keel_stores_ready(h->stores, why, len);
+}
+
+keel_stores *keel_host_stores(const keel_host *h)
+{
+    return h->stores;
+}
+
 int keel_host_new(const keel_manifest *m, const keel_host_opts *o, keel_host **out,
                   char *err, size_t errlen)
 {
@@ -411,6 +449,10 @@ int keel_host_new(const keel_manifest *m, const keel_host_opts *o, keel_host **o
     for (size_t i = 0; i < h->ncomps; i++) {
         h->comps[i].cfg = &m->components[i];
         h->comps[i].index = i;
+    }
+    if ((rc = host_open_stores(h, err, errlen))) {
+        keel_host_free(h);
+        return rc;
     }
     for (size_t i = 0; i < h->ncomps; i++) {
         if ((rc = component_setup(h, &h->comps[i], o, err, errlen))) {
@@ -450,8 +492,10 @@ void keel_host_free(keel_host *h)
         free(c->env);
         free(c->env_config);
         free(c->preopens);
+        free(c->kv);
     }
     free(h->comps);
+    keel_stores_close(h->stores);
     free(h->exact);
     free(h->prefix);
     free(h);

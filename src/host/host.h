@@ -70,6 +70,12 @@ int keel_host_new(const keel_manifest *m, const keel_host_opts *o, keel_host **o
                   char *err, size_t errlen);
 void keel_host_free(keel_host *h);
 
+/* Whether every store the manifest declares answers now; when one does
+ * not, false with "store NAME: why" in why (for /readyz). */
+bool keel_host_stores_ready(const keel_host *h, char *why, size_t len);
+/* The host's stores (for backups from the admin API: keel_store_backup). */
+struct keel_stores *keel_host_stores(const keel_host *h);
+
 /* Host function tables every component may import (wasi, wapc, keel), for
  * keel check; ends with NULL. */
 extern const keel_host_fn *const keel_host_fn_tables[];

@@ -7,6 +7,7 @@
  *            __guest_call, error texts, guest output to the log
  *   wapc.c   the "wapc" host functions (waPC protocol, __host_call)
  *   api.c    the "keel" host functions (HTTP metadata, config, log)
+ *   kv.c     the "keel" kv_* host functions (stores granted by kv:)
  *   wagi.c   WASI commands run CGI-style
  *
  * Ownership: a host_request lives on the stack of keel_host_handle; a
@@ -24,6 +25,7 @@
 #include <stdint.h>
 
 #include "host/host.h"
+#include "store/store.h"
 #include "wasi/wasi.h"
 
 /* Named ceilings, with their units. */
@@ -67,6 +69,8 @@ typedef struct host_component {
     int nenv_config;
     keel_wasi_preopen *preopens;
     size_t npreopens;
+    keel_store **kv;              /* the stores of its kv: grants */
+    size_t nkv;
     bool has_initialize, has_start, has_wapc_init;
 } host_component;
 
@@ -85,6 +89,7 @@ struct keel_host {
     size_t nexact;
     host_route *prefix;           /* longest path first */
     size_t nprefix;
+    keel_stores *stores;          /* every store of the manifest (kv.c) */
 };
 
 /* One HTTP request, shared by every invocation of its call chain. */
@@ -257,10 +262,11 @@ void host_wagi_handle(host_request *rq, host_component *comp, const keel_route *
  * to count WAGI stdout against its cap), and every table in link order. */
 extern const keel_host_fn keel_host_wagi_fns[];
 extern const keel_host_fn *const keel_host_link_tables[];
-#define KEEL_HOST_NLINK_TABLES 4
+#define KEEL_HOST_NLINK_TABLES 5
 
-/* --- wapc.c, api.c --- */
+/* --- wapc.c, api.c, kv.c --- */
 extern const keel_host_fn keel_host_wapc_fns[];
 extern const keel_host_fn keel_host_api_fns[];
+extern const keel_host_fn keel_host_kv_fns[];
 
 #endif

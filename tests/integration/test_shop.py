@@ -74,14 +74,16 @@ class Shop:
             pytest.fail(f"keel did not exit within {STOP_TIMEOUT}s of SIGTERM\n{self.tail()}")
 
 
-def shop_manifest(build: Path, tmp: Path) -> Path:
-    """examples/shop/keel.yaml when the modules are in ROOT/build, else a
-    copy whose wasm and files paths are absolute."""
+def shop_manifest(build: Path, tmp: Path, serve=False) -> Path:
+    """examples/shop/keel.yaml when the modules are in ROOT/build (and it is
+    only checked, not served), else a copy in tmp whose wasm and files
+    paths are absolute, so the carts store (state/carts.db, relative to the
+    manifest) is created in tmp, never in the source tree."""
     mods = [build / "shop" / f"{m}.wasm" for m in MODULES]
     missing = [str(p) for p in mods if not p.is_file()]
     if missing:
         pytest.fail("shop modules missing (built by `make guests`): " + ", ".join(missing))
-    if build.resolve() == (ROOT / "build").resolve():
+    if build.resolve() == (ROOT / "build").resolve() and not serve:
         return MANIFEST
     text = MANIFEST.read_text().replace("../../build/shop/", f"{(build / 'shop').resolve()}/")
     text = text.replace("host: ./data", f"host: {SHOP / 'data'}")
@@ -116,7 +118,8 @@ def start_keel(keel_bin, base_env, manifest: Path, log_path: Path) -> Shop:
 @pytest.fixture(scope="module")
 def shop(built_guests, keel_bin, base_env, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("shop")
-    s = start_keel(keel_bin, base_env, shop_manifest(built_guests, tmp), tmp / "keel.log")
+    s = start_keel(keel_bin, base_env, shop_manifest(built_guests, tmp, serve=True),
+                   tmp / "keel.log")
     try:
         yield s
     finally:
@@ -309,11 +312,11 @@ def check_legacy_404(r: Resp):
 
 AUTH = 'Bearer realm="shop"'
 BAD_TOKEN = 'Bearer realm="shop", error="invalid_token"'
-NOT_STORED = {"user": "alice", "items": [], "total_cents": 0, "persisted": False}
+EMPTY = {"user": "alice", "items": [], "total_cents": 0, "persisted": True}
 PRICED = {"user": "alice", "items": [
     {"id": "mug", "name": "Stoneware mug", "qty": 3, "price_cents": 1200, "line_cents": 3600},
     {"id": "kettle", "name": "Stovetop kettle", "qty": 1, "price_cents": 3900,
-     "line_cents": 3900}], "total_cents": 7500, "persisted": False}
+     "line_cents": 3900}], "total_cents": 7500, "persisted": True}
 
 # reviews, the AssemblyScript component: the product part comes from the C
 # catalog (catalog.get), the rest from reviews itself.
@@ -354,7 +357,7 @@ STEPS = [
      """{"id":"kettle","qty":1},{"id":"mug","qty":1}]}' 127.0.0.1:8080/api/cart""",
      json_is(200, PRICED, cache_control="no-store")),
     ("""curl -H "Authorization: Bearer $TOKEN" 127.0.0.1:8080/api/cart""",
-     json_is(200, NOT_STORED, cache_control="no-store")),
+     json_is(200, PRICED, cache_control="no-store")),
     ("""curl -i -H "Authorization: Bearer $TOKEN" --json '{"items":[{"id":"spoon","qty":1}]}'"""
      """ 127.0.0.1:8080/api/cart""",
      json_is(400, {"error": 'unknown product "spoon"'})),
@@ -444,7 +447,7 @@ def test_tokens_are_per_user(shop):
     token = r.json()["token"]
     assert r.status == 200 and token.startswith("bob."), r
     r = http(shop, "GET", "/api/cart", {"Authorization": f"Bearer {token}"}, None)
-    json_is(200, dict(NOT_STORED, user="bob"))(r)
+    json_is(200, dict(EMPTY, user="bob"))(r)
     forged = "alice." + token.split(".", 1)[1]
     r = http(shop, "GET", "/api/cart", {"Authorization": f"Bearer {forged}"}, None)
     json_is(401, {"error": "invalid token"}, www_authenticate=BAD_TOKEN)(r)
@@ -606,3 +609,35 @@ def test_sigterm_exits_0(shop):
     bad = [ln for ln in log.splitlines()
            if re.match(r"\S+ (warn|error) ", ln) or "trap" in ln]
     assert not bad, "unexpected log lines:\n" + "\n".join(bad)
+
+
+def test_cart_survives_restart(shop, keel_bin, base_env):
+    """After the SIGTERM above: a new keel on the same manifest (and so the
+    same state/carts.db) answers alice's stored cart, and the store passes
+    PRAGMA integrity_check."""
+    import sqlite3
+    assert shop.proc.poll() is not None
+    log_path = shop.log_path.with_name("keel-restart.log")
+    with open(log_path, "wb") as logf:
+        proc = subprocess.Popen([str(keel_bin), "up", "-f", str(shop.manifest), "--listen",
+                                 "127.0.0.1:0"], cwd=ROOT, env=base_env,
+                                stdin=subprocess.DEVNULL, stdout=logf, stderr=logf)
+    again = Shop(proc, log_path, shop.manifest)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while not (m := LISTEN_RE.search(again.log())):
+            assert proc.poll() is None and time.monotonic() < deadline, again.tail()
+            time.sleep(0.05)
+        again.port = int(m.group(2))
+        r = http(again, "GET", "/api/cart", {"Authorization": f"Bearer {ALICE_TOKEN}"}, None)
+        json_is(200, PRICED, cache_control="no-store")(r)
+    finally:
+        assert again.stop() == 0
+    db = shop.manifest.parent / "state" / "carts.db"
+    con = sqlite3.connect(str(db))
+    try:
+        assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert con.execute("SELECT v FROM kv WHERE k = ?", (b"cart:alice",)).fetchone()[0] \
+            == b"mug 3\nkettle 1\n"
+    finally:
+        con.close()

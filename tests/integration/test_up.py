@@ -1086,8 +1086,8 @@ def test_trapping_component_next_to_healthy_one(start_keel):
 
 BAD_CONFIGS = [
     # (yaml, expected "keel.yaml:L:C: ..." prefix of the error line)
-    ("listen: 127.0.0.1:1\ncomponents:\n  a:\n    wasm: {hello}\nstores: {{}}\n",
-     "keel.yaml:5:1: unknown top-level key 'stores'"),
+    ("listen: 127.0.0.1:1\ncomponents:\n  a:\n    wasm: {hello}\ndatabases: {{}}\n",
+     "keel.yaml:5:1: unknown top-level key 'databases'"),
     ("components:\n  a:\n    wasm: {hello}\n    abi: grpc\n",
      "keel.yaml:4:10: component a: unknown abi 'grpc'"),
     ("components:\n  a:\n    wasm: {hello}\n    calls: [cart]\n",

@@ -50,7 +50,7 @@ RUNNER_SRCS = [os.path.join(SPEC_DIR, f) for f in ("spec_runner.c", "spec_host.c
 RUNNER_HDRS = [os.path.join(SPEC_DIR, "spec_host.h")]
 CFLAGS = ["-std=c17", "-O2", "-g", "-Wall", "-Wextra", "-Werror",
           "-fvisibility=hidden", "-D_GNU_SOURCE", "-I" + os.path.join(ROOT, "src")]
-LIBS = ["-lh2o-evloop", "-lfyaml", "-ltcc", "-ldl", "-lpthread", "-lm"]
+LIBS = ["-lh2o-evloop", "-lfyaml", "-ltcc", "-lsqlite3", "-lhiredis", "-ldl", "-lpthread", "-lm"]
 FILE_TIMEOUT_S = 1200          # one runner process (one file, one tier)
 TIERS = ("fast", "opt")
 

@@ -228,10 +228,11 @@ static void unknown_keys(void **state)
 {
     (void)state;
     EXPECT_ERR("listen: 127.0.0.1:1\nadmin: {}\n" HEAD,
-               "keel.yaml:2:1: unknown top-level key 'admin' (supported: listen, components)");
+               "keel.yaml:2:1: unknown top-level key 'admin' (supported: listen, region, stores, "
+               "components)");
     EXPECT_ERR(HEAD "    wsm: x\n",
                "keel.yaml:4:5: component a: unknown key 'wsm' (supported: wasm, abi, "
-               "routes, calls, config, env, files, limits)");
+               "routes, calls, config, env, files, limits, kv, residency)");
     EXPECT_ERR(HEAD "    routes:\n      - path: /\n        verb: GET\n",
                "keel.yaml:6:9: component a: routes[0]: unknown key 'verb' (supported: "
                "path, methods, operation)");

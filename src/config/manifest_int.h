@@ -1,0 +1,45 @@
+/* manifest_int.h — private to src/config: the loading context and the
+ * node helpers manifest.c lends to the files that parse other sections
+ * (stores.c: region, stores, a component's kv and residency). Each helper
+ * reports "PATH:LINE:COL: [component NAME: ]message" and returns
+ * KEEL_EINVAL on error, 0 on success. */
+#ifndef KEEL_CONFIG_MANIFEST_INT_H
+#define KEEL_CONFIG_MANIFEST_INT_H
+
+#include <stdarg.h>
+
+#include "config/manifest.h"
+#include "config/yaml.h"
+
+typedef struct ctx {
+    const char *path;          /* as given, for messages */
+    const char *dir;           /* absolute folder of the manifest */
+    const char *comp;          /* component being read, for messages */
+    char *err;
+    size_t errlen;
+} ctx;
+
+int keel_mf_fail(ctx *c, keel_pos pos, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Every key of map is one of allowed (NULL-terminated); where prefixes
+ * the message. */
+int keel_mf_check_keys(ctx *c, const keel_ynode *map, const char *const *allowed,
+                       const char *where);
+/* A non-null scalar, copied (malloc) into *out. */
+int keel_mf_string(ctx *c, const keel_ynode *v, const char *where, const char *name,
+                   char **out);
+/* A collection of kind: 0; null: 1 (an empty collection); else an error. */
+int keel_mf_want(ctx *c, const keel_ynode *v, keel_ykind kind, const char *where,
+                 const char *name);
+
+/* stores.c: top-level region and stores (m->region, m->stores), read
+ * before the components. */
+int keel_mf_parse_state(ctx *c, const keel_ynode *root, keel_manifest *m);
+/* stores.c: a component's kv and residency keys (v is its mapping). */
+int keel_mf_parse_component_state(ctx *c, const keel_ynode *v, keel_component_cfg *cc);
+/* stores.c: every kv entry names a declared store. */
+int keel_mf_check_kv(ctx *c, const keel_manifest *m, const keel_ynode *comps);
+void keel_mf_free_state(keel_manifest *m);
+void keel_mf_free_component_state(keel_component_cfg *cc);
+
+#endif
