@@ -15,6 +15,7 @@ PACKAGES=(
   python3 python3-pytest        # integration tests and spec harness
   nodejs                        # reference WASI runtime in tests and benchmarks
   hyperfine                     # benchmarks
+  prometheus prometheus-alertmanager   # observability tests: promtool, amtool, real daemons
 )
 
 missing=()
