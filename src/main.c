@@ -22,6 +22,8 @@ int main(int argc, char **argv)
         return keel_cmd_up(argc - 1, argv + 1);
     if (strcmp(cmd, "check") == 0)
         return keel_cmd_check(argc - 1, argv + 1);
+    if (strcmp(cmd, "alerts") == 0)
+        return keel_cmd_alerts(argc - 1, argv + 1);
     if (strcmp(cmd, "compile") == 0)
         return keel_cmd_compile(argc - 1, argv + 1);
     return keel_usage_error(NULL, "unknown command \"%s\"", cmd);

@@ -13,12 +13,12 @@
 #define NREJ ((size_t)KEEL_REJECT_NREASONS)
 
 const double keel_metrics_buckets[KEEL_METRICS_NBUCKETS] = {
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 2.5, 5, 10,
 };
 static const uint64_t bucket_ns[KEEL_METRICS_NBUCKETS] = {
     500000ull, 1000000ull, 2500000ull, 5000000ull, 10000000ull, 25000000ull, 50000000ull,
-    100000000ull, 250000000ull, 500000000ull, 1000000000ull, 2500000000ull, 5000000000ull,
-    10000000000ull,
+    100000000ull, 200000000ull, 300000000ull, 500000000ull, 750000000ull, 1000000000ull,
+    2500000000ull, 5000000000ull, 10000000000ull,
 };
 static const char *const method_names[KEEL_MM_COUNT] = {
     "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "OTHER",

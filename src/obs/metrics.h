@@ -21,7 +21,7 @@
 /* Named ceilings. */
 #define KEEL_METRICS_REQ_SERIES 2048u   /* (route, method, code) series per thread;
                                            beyond: keel_metrics_overflow_total */
-#define KEEL_METRICS_NBUCKETS 14u       /* finite histogram buckets */
+#define KEEL_METRICS_NBUCKETS 16u       /* finite histogram buckets */
 
 typedef struct keel_metrics keel_metrics;
 

@@ -95,7 +95,8 @@ def shop(built_guests, keel_bin, base_env, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("shop")
     manifest = shop_manifest(built_guests, tmp)
     log_path = tmp / "keel.log"
-    argv = [str(keel_bin), "up", "-f", str(manifest), "--listen", "127.0.0.1:0"]
+    argv = [str(keel_bin), "up", "-f", str(manifest), "--listen", "127.0.0.1:0",
+            "--admin-listen", "127.0.0.1:0"]
     with open(log_path, "wb") as logf:
         proc = subprocess.Popen(argv, cwd=ROOT, env=base_env, stdin=subprocess.DEVNULL,
                                 stdout=logf, stderr=logf)
@@ -433,7 +434,7 @@ def test_sigterm_exits_0(shop):
     rc = shop.stop()
     log = shop.log()
     assert rc == 0, f"keel exited {rc} on SIGTERM\n{shop.tail()}"
-    assert re.search(r"\binfo stopped$", log, re.M), shop.tail()
+    assert re.search(r'"level":"info","msg":"stopped"\}$', log, re.M), shop.tail()
     bad = [ln for ln in log.splitlines()
-           if re.match(r"\S+ (warn|error) ", ln) or "trap" in ln]
+           if re.search(r'"level":"(warn|error)"', ln) or "trap" in ln]
     assert not bad, "unexpected log lines:\n" + "\n".join(bad)

@@ -227,11 +227,12 @@ static void defaults(void **state)
 static void unknown_keys(void **state)
 {
     (void)state;
-    EXPECT_ERR("listen: 127.0.0.1:1\nadmin: {}\n" HEAD,
-               "keel.yaml:2:1: unknown top-level key 'admin' (supported: listen, components)");
+    EXPECT_ERR("listen: 127.0.0.1:1\nadmn: {}\n" HEAD,
+               "keel.yaml:2:1: unknown top-level key 'admn' (supported: listen, admin, "
+               "observability, components)");
     EXPECT_ERR(HEAD "    wsm: x\n",
                "keel.yaml:4:5: component a: unknown key 'wsm' (supported: wasm, abi, "
-               "routes, calls, config, env, files, limits)");
+               "routes, calls, config, env, files, limits, slo, circuit)");
     EXPECT_ERR(HEAD "    routes:\n      - path: /\n        verb: GET\n",
                "keel.yaml:6:9: component a: routes[0]: unknown key 'verb' (supported: "
                "path, methods, operation)");
