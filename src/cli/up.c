@@ -75,7 +75,7 @@ int keel_cmd_up(int argc, char **argv)
     } else {
         const char *colon = strrchr(aaddr, ':');
         int hl = colon ? (int)(colon - aaddr) : 0;
-        keel_log(KEEL_LOG_INFO, "admin", "admin listening on http://%.*s:%d", hl ? hl : 7,
+        keel_log(KEEL_LOG_INFO, "admin", "admin endpoints at http://%.*s:%d (/metrics, /healthz, /readyz, /health)", hl ? hl : 7,
                  hl ? aaddr : "0.0.0.0", aport);
     }
 

@@ -144,7 +144,7 @@ def cgi_vars(text: str) -> dict:
     return out
 
 
-UP_COMPONENTS = ("hello", "caller", "trap", "cgi_env", "bad_cgi", "up_probe", "up_cgi")
+UP_COMPONENTS = ("hello", "caller", "trap", "cgi_env", "bad_cgi", "up_probe", "up_cgi", "obs_probe")
 
 
 @pytest.fixture(scope="session")
