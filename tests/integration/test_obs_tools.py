@@ -174,9 +174,9 @@ def test_alert_rules_check_and_unit_tests(keel, tmp_path, comp):
     ops = (ROOT / "docs" / "operations.md").read_text().lower()
     for anchor in ("keelerrorbudgetburn", "keellatencybudgetburn"):
         assert re.search(r"^#+ " + anchor + r"\b", ops, re.M), anchor
-    page = "14.4" in cart["page"]["expr"] and "1h" in cart["page"]["expr"]
-    assert page and "6h" in cart["page"]["expr"] and "30m" in cart["page"]["expr"], cart
-    assert "3d" in cart["ticket"]["expr"], cart
+    page = "> 0.0144" in cart["page"]["expr"] and "rate1h" in cart["page"]["expr"]  # 14.4 x 0.1%
+    assert page and "> 0.006" in cart["page"]["expr"] and "rate30m" in cart["page"]["expr"], cart
+    assert "rate3d" in cart["ticket"]["expr"] and "> 0.001" in cart["ticket"]["expr"], cart
 
     def exp(sev):
         return {"exp_labels": {"severity": sev, "component": "cart"},
