@@ -236,11 +236,20 @@ static _Atomic(guest_limit *) limits;
 static _Atomic size_t nlimits;
 static _Atomic uint32_t limit_per_sec;
 
+/* Replaced tables stay reachable (a thread may still read one); a few
+ * per process at most (one per host made). */
+#define LOG_RETIRED_TABLES 64
+static guest_limit *retired[LOG_RETIRED_TABLES];
+static size_t nretired;
+
 void keel_log_guest_limit(size_t ncomp, uint32_t per_sec)
 {
     guest_limit *t = calloc(ncomp ? ncomp : 1, sizeof *t);
     if (!t)
         abort();
+    guest_limit *old = atomic_load(&limits);
+    if (old && nretired < LOG_RETIRED_TABLES)
+        retired[nretired++] = old;
     atomic_store(&limit_per_sec, per_sec);
     atomic_store(&nlimits, 0);
     atomic_store(&limits, t);

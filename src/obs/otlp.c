@@ -44,26 +44,27 @@ typedef struct tracer {
     bool failing;                    /* for logging state changes once */
 } tracer;
 
-static tracer *T;
+static tracer *_Atomic T;
 static tracer *stopped;          /* keeps a stopped tracer's rings reachable */
 static _Thread_local ring *tl_ring;
 static _Thread_local tracer *tl_owner;
 
 bool keel_tracer_on(void)
 {
-    return T != NULL;
+    return atomic_load_explicit(&T, memory_order_relaxed) != NULL;
 }
 
 bool keel_trace_sample_new(void)
 {
-    if (!T || T->sample <= 0)
+    tracer *t = atomic_load_explicit(&T, memory_order_acquire);
+    if (!t || t->sample <= 0)
         return false;
-    return T->sample >= 1 || keel_trace_uniform() < T->sample;
+    return t->sample >= 1 || keel_trace_uniform() < t->sample;
 }
 
 void keel_span_submit(const keel_span *s)
 {
-    tracer *t = T;
+    tracer *t = atomic_load_explicit(&T, memory_order_acquire);
     if (!t)
         return;
     if (tl_owner != t) {
@@ -367,7 +368,7 @@ int keel_tracer_start(const char *endpoint, double sample, keel_metrics *m, char
         free(t);
         return -1;
     }
-    T = t;
+    atomic_store(&T, t);
     keel_log(KEEL_LOG_INFO, "trace", "exporting spans to http://%s:%s%s (sample %g)", t->host,
              t->port, t->path, sample);
     return 0;
@@ -375,10 +376,9 @@ int keel_tracer_start(const char *endpoint, double sample, keel_metrics *m, char
 
 void keel_tracer_stop(void)
 {
-    tracer *t = T;
+    tracer *t = atomic_exchange(&T, NULL);
     if (!t)
         return;
-    T = NULL;
     stopped = t;
     atomic_store(&t->stop, true);
     pthread_cond_signal(&t->cv);
