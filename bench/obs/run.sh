@@ -12,8 +12,11 @@
 # Needs wrk, python3, curl and the guests built (make guests).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
-KEEL=${KEEL:-$root/build/keel}
+KEEL=$(realpath "${KEEL:-$root/build/keel}")
 BUILD=$(dirname "$KEEL")
+# What "on" turns on (comma-separated subset of metrics,access,trace), to
+# find which part costs what. The default is all three.
+ON=${BENCH_OBS_ON:-metrics,access,trace}
 ROUNDS=${BENCH_OBS_ROUNDS:-3}
 DUR=${BENCH_OBS_DURATION:-10}
 CONNS=${BENCH_OBS_CONNS:-32}
@@ -50,7 +53,10 @@ pids+=($!)
 manifest() {   # $1 = on|off
   local obs
   if [ "$1" = on ]; then
-    obs="observability: { access_log: true, otlp_endpoint: 'http://127.0.0.1:$otlp_port', trace_sample: 1.0 }"
+    local access=false trace=""
+    [[ ,$ON, == *,access,* ]] && access=true
+    [[ ,$ON, == *,trace,* ]] && trace=", otlp_endpoint: 'http://127.0.0.1:$otlp_port', trace_sample: 1.0"
+    obs="observability: { access_log: $access$trace }"
   else
     obs="observability: { access_log: false }"
   fi
@@ -68,9 +74,9 @@ YAML
 start() {   # $1 = on|off; prints "port admin_port"
   local port aport env=()
   port=$(free_port); aport=$(free_port)
-  [ "$1" = off ] && env=(KEEL_METRICS=0)
+  if [ "$1" = off ] || [[ ,$ON, != *,metrics,* ]]; then env=(KEEL_METRICS=0); fi
   manifest "$1"
-  env "${env[@]}" "$KEEL" up -f "$work/keel-$1.yaml" --listen "127.0.0.1:$port" \
+  env "${env[@]+"${env[@]}"}" "$KEEL" up -f "$work/keel-$1.yaml" --listen "127.0.0.1:$port" \
       --admin-listen "127.0.0.1:$aport" >"$work/keel-$1.log" 2>&1 &
   pids+=($!)
   for _ in $(seq 1 600); do
@@ -100,4 +106,4 @@ spans=$(curl -s "http://127.0.0.1:$admin_on/metrics" | awk '/^keel_spans_(export
 lines=$(grep -c '"msg":"request"' "$work/keel-on.log" || true)
 echo "median: off $mo req/s, on $mn req/s, cost $(awk -v a="$mo" -v b="$mn" 'BEGIN {printf "%.1f%%", (a-b)*100/a}')"
 echo "on: $spans access log lines=$lines"
-echo "cpus: $(nproc), wrk -t$THREADS -c$CONNS -d${DUR}s x $ROUNDS rounds, load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "on = $ON; cpus: $(nproc), wrk -t$THREADS -c$CONNS -d${DUR}s x $ROUNDS rounds, load before: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -60,6 +60,8 @@ int keel_cmd_up(int argc, char **argv)
     }
     keel_log_min = (keel_log_level)m->obs.log_level;
     keel_log_fmt = (keel_log_format)m->obs.log_format;
+    if (m->obs.access_log)
+        keel_log_queue_start();   /* access lines are batched; failure: written directly */
 
     /* The admin listener comes first: /healthz answers and /readyz says
      * "loading" while components compile. */
@@ -111,6 +113,7 @@ out:
     keel_admin_stop(admin);
     keel_tracer_stop();
     keel_host_free(h);
+    keel_log_queue_stop();
     keel_manifest_free(m);
     return status;
 }

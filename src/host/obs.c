@@ -203,7 +203,7 @@ void host_obs_request_end(host_request *rq, host_component *comp, const keel_rou
         keel_span_text(path, sizeof path, req->path, req->path ? req->path_len : 0);
         keel_log_fields f = { .status = resp->status, .duration_ms = (double)dur / 1e6,
                               .method = req->method, .path = path, .route = rl };
-        keel_log_fields_write(KEEL_LOG_INFO, comp->cfg->name, &f, "request");
+        keel_log_fields_queue(KEEL_LOG_INFO, comp->cfg->name, &f, "request");
     }
     if (o->tc.sampled && keel_tracer_on()) {
         keel_span s;

@@ -1,6 +1,7 @@
 /* log.c — see log.h. Owns line formatting (JSON or text), the per-thread
  * request context and the per-component rate limit of guest lines. */
 #include "obs/log.h"
+#include "obs/logq.h"
 
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -123,7 +124,7 @@ static void field_raw(line *l, const char *key, const char *v)
 }
 
 static void vwrite_line(keel_log_level level, const char *component, const keel_log_fields *f,
-                        const char *fmt, va_list ap)
+                        bool queue, const char *fmt, va_list ap)
 {
     char msg[LOG_MSG_BYTES];
     int m = vsnprintf(msg, sizeof msg, fmt, ap);
@@ -201,6 +202,8 @@ static void vwrite_line(keel_log_level level, const char *component, const keel_
     if (keel_log_fmt == KEEL_LOG_JSON)
         l.buf[l.len++] = '}';
     l.buf[l.len++] = '\n';
+    if (queue && keel_logq_push(l.buf, l.len))
+        return;
     ssize_t w = write(2, l.buf, l.len);
     (void)w;
 }
@@ -209,7 +212,7 @@ void keel_log_write(keel_log_level level, const char *component, const char *fmt
 {
     va_list ap;
     va_start(ap, fmt);
-    vwrite_line(level, component, NULL, fmt, ap);
+    vwrite_line(level, component, NULL, false, fmt, ap);
     va_end(ap);
 }
 
@@ -218,7 +221,16 @@ void keel_log_fields_write(keel_log_level level, const char *component,
 {
     va_list ap;
     va_start(ap, fmt);
-    vwrite_line(level, component, f, fmt, ap);
+    vwrite_line(level, component, f, false, fmt, ap);
+    va_end(ap);
+}
+
+void keel_log_fields_queue(keel_log_level level, const char *component,
+                           const keel_log_fields *f, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vwrite_line(level, component, f, true, fmt, ap);
     va_end(ap);
 }
 
@@ -305,6 +317,6 @@ void keel_log_guest(size_t comp, const char *name, keel_log_level level, const c
         return;
     va_list ap;
     va_start(ap, fmt);
-    vwrite_line(level, name, NULL, fmt, ap);
+    vwrite_line(level, name, NULL, false, fmt, ap);
     va_end(ap);
 }

@@ -63,6 +63,18 @@ void keel_log_fields_write(keel_log_level level, const char *component,
                            const keel_log_fields *f, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* keel_log_fields_write through the calling thread's queue when the queue
+ * writer runs (keel_log_queue_start): the line reaches stderr within
+ * ~20 ms, batched with others; written at once otherwise. For the access
+ * log, one line per request. */
+void keel_log_fields_queue(keel_log_level level, const char *component,
+                           const keel_log_fields *f, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Starts / stops (after writing what is queued) the queue writer thread.
+ * 0 or -1. */
+int keel_log_queue_start(void);
+void keel_log_queue_stop(void);
+
 #define keel_log(level, component, ...)                                        \
     do {                                                                       \
         if ((level) >= keel_log_min)                                           \

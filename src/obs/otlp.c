@@ -93,37 +93,76 @@ void keel_span_submit(const keel_span *s)
 
 /* ---- JSON ---- */
 
+/* The exporter builds ~600 bytes of JSON per span: plain appends, no
+ * printf, keep it cheap (it shares the CPUs with requests). */
+static void put_lit(keel_buf *b, const char *s)
+{
+    keel_buf_put(b, s, strlen(s));
+}
+
+static void put_u64(keel_buf *b, uint64_t v)
+{
+    char tmp[24];
+    size_t n = sizeof tmp;
+    do {
+        tmp[--n] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    keel_buf_put(b, tmp + n, sizeof tmp - n);
+}
+
+static void put_hex(keel_buf *b, const uint8_t *id, size_t len)
+{
+    char hex[33];
+    keel_trace_hex(id, len, hex);
+    keel_buf_put(b, hex, 2 * len);
+}
+
 static void attr_str(keel_buf *b, bool *first, const char *key, const char *v)
 {
     if (!v || !v[0])
         return;
-    keel_buf_printf(b, "%s{\"key\":\"%s\",\"value\":{\"stringValue\":\"", *first ? "" : ",",
-                    key);
+    put_lit(b, *first ? "{\"key\":\"" : ",{\"key\":\"");
+    put_lit(b, key);
+    put_lit(b, "\",\"value\":{\"stringValue\":\"");
     keel_buf_json(b, v);
-    keel_buf_puts(b, "\"}}");
+    put_lit(b, "\"}}");
     *first = false;
+}
+
+static bool all_zero(const uint8_t *id, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (id[i])
+            return false;
+    return true;
 }
 
 static void span_json(keel_buf *b, const keel_span *s, bool first)
 {
-    char t[33], id[17], p[17];
-    keel_trace_hex(s->trace_id, 16, t);
-    keel_trace_hex(s->span_id, 8, id);
-    keel_trace_hex(s->parent_id, 8, p);
-    bool root = strcmp(p, "0000000000000000") == 0;
-    keel_buf_printf(b, "%s{\"traceId\":\"%s\",\"spanId\":\"%s\",%s%s%s\"name\":\"",
-                    first ? "" : ",", t, id, root ? "" : "\"parentSpanId\":\"",
-                    root ? "" : p, root ? "" : "\",");
-    keel_buf_json(b, s->name);
-    keel_buf_printf(b, "\",\"kind\":%d,\"startTimeUnixNano\":\"%llu\",\"endTimeUnixNano\":"
-                    "\"%llu\"", (int)s->kind, (unsigned long long)s->start_ns,
-                    (unsigned long long)s->end_ns);
-    if (s->state[0]) {
-        keel_buf_puts(b, ",\"traceState\":\"");
-        keel_buf_json(b, s->state);
-        keel_buf_puts(b, "\"");
+    put_lit(b, first ? "{\"traceId\":\"" : ",{\"traceId\":\"");
+    put_hex(b, s->trace_id, 16);
+    put_lit(b, "\",\"spanId\":\"");
+    put_hex(b, s->span_id, 8);
+    if (!all_zero(s->parent_id, 8)) {
+        put_lit(b, "\",\"parentSpanId\":\"");
+        put_hex(b, s->parent_id, 8);
     }
-    keel_buf_puts(b, ",\"attributes\":[");
+    put_lit(b, "\",\"name\":\"");
+    keel_buf_json(b, s->name);
+    put_lit(b, "\",\"kind\":");
+    put_u64(b, (uint64_t)s->kind);
+    put_lit(b, ",\"startTimeUnixNano\":\"");
+    put_u64(b, s->start_ns);
+    put_lit(b, "\",\"endTimeUnixNano\":\"");
+    put_u64(b, s->end_ns);
+    put_lit(b, "\"");
+    if (s->state[0]) {
+        put_lit(b, ",\"traceState\":\"");
+        keel_buf_json(b, s->state);
+        put_lit(b, "\"");
+    }
+    put_lit(b, ",\"attributes\":[");
     bool f = true;
     attr_str(b, &f, "keel.component", s->component);
     attr_str(b, &f, "keel.operation", s->operation);
@@ -132,10 +171,13 @@ static void span_json(keel_buf *b, const keel_span *s, bool first)
     attr_str(b, &f, "keel.request_id", s->request_id);
     attr_str(b, &f, "http.route", s->route);
     attr_str(b, &f, "http.request.method", s->method);
-    if (s->http_status)
-        keel_buf_printf(b, "%s{\"key\":\"http.response.status_code\",\"value\":{\"intValue\":"
-                        "\"%d\"}}", f ? "" : ",", s->http_status);
-    keel_buf_printf(b, "],\"status\":{\"code\":%d}}", s->error ? 2 : 1);
+    if (s->http_status) {
+        put_lit(b, f ? "" : ",");
+        put_lit(b, "{\"key\":\"http.response.status_code\",\"value\":{\"intValue\":\"");
+        put_u64(b, (uint64_t)s->http_status);
+        put_lit(b, "\"}}");
+    }
+    put_lit(b, s->error ? "],\"status\":{\"code\":2}}" : "],\"status\":{\"code\":1}}");
 }
 
 /* ---- HTTP ---- */
@@ -343,7 +385,7 @@ static int parse_endpoint(tracer *t, const char *ep, char *err, size_t errlen)
         snprintf(err, errlen, "otlp_endpoint '%s': no host", ep);
         return -1;
     }
-    snprintf(t->host, sizeof t->host, "%s", host);
+    memcpy(t->host, host, strlen(host) + 1);   /* checked shorter than t->host above */
     snprintf(t->port, sizeof t->port, "%s", port);
     snprintf(t->path, sizeof t->path, "%.*s/v1/traces", (int)pl, prefix);
     return 0;

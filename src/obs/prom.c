@@ -51,14 +51,27 @@ void keel_buf_printf(keel_buf *b, const char *fmt, ...)
 
 void keel_buf_json(keel_buf *b, const char *s)
 {
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\')
-            keel_buf_printf(b, "\\%c", ch);
-        else if (ch < 0x20 || ch == 0x7f)
-            keel_buf_printf(b, "\\u%04x", ch);
-        else
-            keel_buf_put(b, (const char *)&ch, 1);
+    static const char hex[] = "0123456789abcdef";
+    while (*s) {
+        size_t run = 0;   /* copy runs of characters that need no escape at once */
+        while (s[run] && s[run] != '"' && s[run] != '\\' && (unsigned char)s[run] >= 0x20 &&
+               s[run] != 0x7f)
+            run++;
+        if (run) {
+            keel_buf_put(b, s, run);
+            s += run;
+            continue;
+        }
+        unsigned char ch = (unsigned char)*s++;
+        char esc[6] = { '\\', (char)ch };
+        if (ch == '"' || ch == '\\') {
+            keel_buf_put(b, esc, 2);
+        } else {
+            memcpy(esc, "\\u00", 4);
+            esc[4] = hex[ch >> 4];
+            esc[5] = hex[ch & 15];
+            keel_buf_put(b, esc, 6);
+        }
     }
 }
 
