@@ -92,18 +92,31 @@ read -r port_off admin_off < <(start off)
 read -r port_on admin_on < <(start on)
 for p in $port_off $port_on; do wrk -t1 -c4 -d2s "http://127.0.0.1:$p/hello" >/dev/null; done
 
-rps() { wrk -t"$THREADS" -c"$CONNS" -d"${DUR}s" "http://127.0.0.1:$1/hello" |
-        awk '/Requests\/sec/ {print $2}'; }
-off=(); on=()
+cpu() { curl -s "http://127.0.0.1:$1/metrics" | awk '/^process_cpu_seconds_total/ {print $2}'; }
+# One wrk round against port $1 (admin port $2): "REQ_PER_S CPU_US_PER_REQUEST", the
+# second from Keel's own process_cpu_seconds_total, which other load on the
+# machine disturbs far less than throughput.
+round() {
+  local c0 c1 out
+  c0=$(cpu "$2")
+  out=$(wrk -t"$THREADS" -c"$CONNS" -d"${DUR}s" "http://127.0.0.1:$1/hello")
+  c1=$(cpu "$2")
+  echo "$out" | awk -v c0="$c0" -v c1="$c1" '
+    / requests in / {n=$1} /Requests\/sec/ {r=$2}
+    END {printf "%s %.2f\n", r, (c1-c0)*1e6/n}'
+}
+off=(); on=(); offc=(); onc=()
 for r in $(seq 1 "$ROUNDS"); do
-  off+=("$(rps "$port_off")")
-  on+=("$(rps "$port_on")")
-  echo "round $r: off ${off[-1]} req/s, on ${on[-1]} req/s"
+  read -r a b < <(round "$port_off" "$admin_off"); off+=("$a"); offc+=("$b")
+  read -r a b < <(round "$port_on" "$admin_on"); on+=("$a"); onc+=("$b")
+  echo "round $r: off ${off[-1]} req/s (${offc[-1]} us CPU/req), on ${on[-1]} req/s (${onc[-1]} us CPU/req)"
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2)? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 mo=$(median "${off[@]}"); mn=$(median "${on[@]}")
+mco=$(median "${offc[@]}"); mcn=$(median "${onc[@]}")
 spans=$(curl -s "http://127.0.0.1:$admin_on/metrics" | awk '/^keel_spans_(exported|dropped)_total/ {printf "%s=%s ", $1, $2}')
 lines=$(grep -c '"msg":"request"' "$work/keel-on.log" || true)
 echo "median: off $mo req/s, on $mn req/s, cost $(awk -v a="$mo" -v b="$mn" 'BEGIN {printf "%.1f%%", (a-b)*100/a}')"
+echo "median Keel CPU per request: off $mco us, on $mcn us, cost $(awk -v a="$mco" -v b="$mcn" 'BEGIN {printf "%.1f%%", (b-a)*100/a}')"
 echo "on: $spans access log lines=$lines"
 echo "on = $ON; cpus: $(nproc), wrk -t$THREADS -c$CONNS -d${DUR}s x $ROUNDS rounds, load before: $(cut -d' ' -f1-3 /proc/loadavg)"

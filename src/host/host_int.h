@@ -113,6 +113,7 @@ typedef struct host_req_obs {
     keel_log_ctx lc;
     const keel_log_ctx *prev_lc;
     host_inv *cur;                /* innermost running invocation */
+    bool cpu_sampled;             /* this request's guest CPU time is measured */
     int admit;                    /* health.c: HOST_ADMIT_* of the entered component */
 } host_req_obs;
 

@@ -69,6 +69,15 @@ static void put_json(line *l, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
     for (size_t i = 0; i < n; i++) {
+        size_t run = i;   /* copy runs that need no escaping at once */
+        while (run < n && (unsigned char)s[run] >= 0x20 && s[run] != '"' && s[run] != '\\' &&
+               s[run] != 0x7f)
+            run++;
+        if (run > i) {
+            put(l, s + i, run - i);
+            i = run - 1;
+            continue;
+        }
         unsigned char ch = (unsigned char)s[i];
         char esc[7];
         if (ch == '"' || ch == '\\') {
@@ -130,14 +139,29 @@ static void vwrite_line(keel_log_level level, const char *component, const keel_
     int m = vsnprintf(msg, sizeof msg, fmt, ap);
     size_t mlen = m < 0 ? 0 : (size_t)m >= sizeof msg ? sizeof msg - 1 : (size_t)m;
 
+    /* The date and time to the second change once a second: each thread
+     * keeps its last one formatted. */
+    static _Thread_local time_t tl_sec = -1;
+    static _Thread_local char tl_when[32];
     struct timespec ts;
-    struct tm tm;
     clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    char when[64];
-    snprintf(when, sizeof when, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-             (ts.tv_nsec / 1000000) % 1000);
+    if (ts.tv_sec != tl_sec) {
+        struct tm tm;
+        gmtime_r(&ts.tv_sec, &tm);
+        snprintf(tl_when, sizeof tl_when, "%04d-%02d-%02dT%02d:%02d:%02d",
+                 (tm.tm_year + 1900) % 10000, (tm.tm_mon + 1) % 100, tm.tm_mday % 100,
+                 tm.tm_hour % 100, tm.tm_min % 100, tm.tm_sec % 100);
+        tl_sec = ts.tv_sec;
+    }
+    char when[40];
+    memcpy(when, tl_when, 19);
+    int ms = (int)(ts.tv_nsec / 1000000) % 1000;
+    when[19] = '.';
+    when[20] = (char)('0' + ms / 100);
+    when[21] = (char)('0' + ms / 10 % 10);
+    when[22] = (char)('0' + ms % 10);
+    when[23] = 'Z';
+    when[24] = 0;
     const char *lv = level_names[level & 3];
     const keel_log_ctx *c = tl_ctx;
     line l;
