@@ -164,8 +164,14 @@ static void *admin_main(void *arg)
     h2o_socket_read_stop(a->listener);
     h2o_socket_close(a->listener);
     h2o_evloop_run(a->loop, 0);
+    h2o_multithread_queue_t *queue = a->ctx.queue;
     h2o_context_dispose(&a->ctx);
     h2o_evloop_run(a->loop, 0);
+#if H2O_LIBRARY_VERSION_MAJOR == 0 && H2O_LIBRARY_VERSION_MINOR <= 13
+    free(queue);   /* h2o 2.2's evloop h2o_multithread_destroy_queue forgets to */
+#else
+    (void)queue;
+#endif
     while (h2o_socket_buffer_prototype.allocator.cnt != 0)
         free(h2o_mem_alloc_recycle(&h2o_socket_buffer_prototype.allocator, 1));
     return NULL;
