@@ -45,7 +45,8 @@ typedef struct tracer {
 } tracer;
 
 static tracer *_Atomic T;
-static tracer *stopped;          /* keeps a stopped tracer's rings reachable */
+static tracer *volatile stopped; /* keeps a stopped tracer's rings reachable (a thread
+                                   * abandoned mid-request may still hold one) */
 static _Thread_local ring *tl_ring;
 static _Thread_local tracer *tl_owner;
 
