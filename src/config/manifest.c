@@ -19,7 +19,12 @@
 #include "config/yaml.h"
 #include "config/manifest_int.h"
 
-int mf_fail(ctx *c, keel_pos pos, const char *fmt, ...)
+/* ctx: config/manifest_int.h */
+
+/* Formats "PATH:LINE:COL: [component NAME: ]message" and returns
+ * KEEL_EINVAL. */
+__attribute__((format(printf, 3, 4)))
+static int fail(ctx *c, keel_pos pos, const char *fmt, ...)
 {
     if (!c->err || !c->errlen)
         return KEEL_EINVAL;
@@ -51,7 +56,9 @@ static void *xcalloc(size_t n, size_t size)
     return p;
 }
 
-int mf_check_keys(ctx *c, const keel_ynode *map, const char *const *allowed,
+/* Every key of map must be in allowed (NULL-terminated). where prefixes
+ * the message ("", "routes[0]: ", ...). */
+static int check_keys(ctx *c, const keel_ynode *map, const char *const *allowed,
                       const char *where, bool top)
 {
     for (size_t i = 0; i < map->n; i++) {
@@ -66,29 +73,31 @@ int mf_check_keys(ctx *c, const keel_ynode *map, const char *const *allowed,
         for (j = 0; allowed[j] && len < sizeof list; j++)
             len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", j ? ", " : "",
                                     allowed[j]);
-        return mf_fail(c, k->pos, "%sunknown %skey '%s' (supported: %s)", where,
+        return fail(c, k->pos, "%sunknown %skey '%s' (supported: %s)", where,
                     top ? "top-level " : "", k->text, list);
     }
     return 0;
 }
 
-int mf_get_string(ctx *c, const keel_ynode *v, const char *where, const char *name,
+/* A scalar that is not null, copied into *out. */
+static int get_string(ctx *c, const keel_ynode *v, const char *where, const char *name,
                       char **out)
 {
     if (v->kind != KEEL_Y_SCALAR || v->null)
-        return mf_fail(c, v->pos, "%s'%s' must be a string, got %s", where, name,
+        return fail(c, v->pos, "%s'%s' must be a string, got %s", where, name,
                     keel_ykind_name(v));
     *out = xstrdup(v->text);
     return 0;
 }
 
-int mf_want(ctx *c, const keel_ynode *v, keel_ykind kind, const char *where,
+/* A collection of kind, or null (an empty collection: returns 1). */
+static int want(ctx *c, const keel_ynode *v, keel_ykind kind, const char *where,
                 const char *name)
 {
     if (v->kind == KEEL_Y_SCALAR && v->null)
         return 1;
     if (v->kind != kind)
-        return mf_fail(c, v->pos, "%s'%s' must be %s, got %s", where, name,
+        return fail(c, v->pos, "%s'%s' must be %s, got %s", where, name,
                     kind == KEEL_Y_MAP ? "a mapping" : "a sequence", keel_ykind_name(v));
     return 0;
 }
@@ -126,7 +135,7 @@ static bool valid_name(const char *s)
 
 static int parse_listen(ctx *c, const keel_ynode *v, char **out)
 {
-    int rc = mf_get_string(c, v, "", "listen", out);
+    int rc = get_string(c, v, "", "listen", out);
     if (rc)
         return rc;
     const char *s = *out, *colon = strrchr(s, ':');
@@ -141,7 +150,7 @@ static int parse_listen(ctx *c, const keel_ynode *v, char **out)
         port = port * 10 + (unsigned long)(*p - '0');
     }
     if (!ok || port > 65535)
-        return mf_fail(c, v->pos, "listen: '%s' is not HOST:PORT (e.g. 127.0.0.1:8080, "
+        return fail(c, v->pos, "listen: '%s' is not HOST:PORT (e.g. 127.0.0.1:8080, "
                     "[::1]:8080; port 0..65535)", s);
     return 0;
 }
@@ -154,26 +163,26 @@ static const struct { const char *name; unsigned bit; } methods[] = {
 
 static int parse_methods(ctx *c, const keel_ynode *v, const char *where, unsigned *out)
 {
-    int rc = mf_want(c, v, KEEL_Y_SEQ, where, "methods");
+    int rc = want(c, v, KEEL_Y_SEQ, where, "methods");
     if (rc < 0)
         return rc;
     if (rc > 0 || v->n == 0)
-        return mf_fail(c, v->pos, "%s'methods' must list at least one method (omit it to "
+        return fail(c, v->pos, "%s'methods' must list at least one method (omit it to "
                     "allow all)", where);
     *out = 0;
     for (size_t i = 0; i < v->n; i++) {
         const keel_ynode *m = v->items[i];
         if (m->kind != KEEL_Y_SCALAR || m->null)
-            return mf_fail(c, m->pos, "%smethod must be a string, got %s", where,
+            return fail(c, m->pos, "%smethod must be a string, got %s", where,
                         keel_ykind_name(m));
         size_t j = 0;
         while (j < sizeof methods / sizeof *methods && strcmp(methods[j].name, m->text))
             j++;
         if (j == sizeof methods / sizeof *methods)
-            return mf_fail(c, m->pos, "%sunknown method '%s' (supported: GET, HEAD, POST, "
+            return fail(c, m->pos, "%sunknown method '%s' (supported: GET, HEAD, POST, "
                         "PUT, DELETE, PATCH, OPTIONS)", where, m->text);
         if (*out & methods[j].bit)
-            return mf_fail(c, m->pos, "%smethod %s listed twice", where, m->text);
+            return fail(c, m->pos, "%smethod %s listed twice", where, m->text);
         *out |= methods[j].bit;
     }
     return 0;
@@ -186,28 +195,28 @@ static int parse_route(ctx *c, const keel_ynode *v, size_t idx, keel_abi abi,
     snprintf(where, sizeof where, "routes[%zu]: ", idx);
     static const char *const keys[] = { "path", "methods", "operation", NULL };
     if (v->kind != KEEL_Y_MAP)
-        return mf_fail(c, v->pos, "%sa route must be a mapping (path, methods, operation), "
+        return fail(c, v->pos, "%sa route must be a mapping (path, methods, operation), "
                     "got %s", where, keel_ykind_name(v));
-    int rc = mf_check_keys(c, v, keys, where, false);
+    int rc = check_keys(c, v, keys, where, false);
     if (rc)
         return rc;
     keel_pos kp;
     const keel_ynode *p = keel_ymap_get(v, "path", NULL);
     if (!p)
-        return mf_fail(c, v->pos, "%smissing required key 'path'", where);
-    if ((rc = mf_get_string(c, p, where, "path", &r->path)))
+        return fail(c, v->pos, "%smissing required key 'path'", where);
+    if ((rc = get_string(c, p, where, "path", &r->path)))
         return rc;
     r->pos = p->pos;
     size_t n = strlen(r->path);
     if (r->path[0] != '/')
-        return mf_fail(c, p->pos, "%spath '%s' must start with '/'", where, r->path);
+        return fail(c, p->pos, "%spath '%s' must start with '/'", where, r->path);
     for (size_t i = 0; i < n; i++) {
         unsigned char ch = (unsigned char)r->path[i];
         if (ch <= ' ' || ch == 0x7f || ch == '?' || ch == '#')
-            return mf_fail(c, p->pos, "%spath '%s' must not contain spaces, control "
+            return fail(c, p->pos, "%spath '%s' must not contain spaces, control "
                         "characters, '?' or '#'", where, r->path);
         if (ch == '*' && !(i == n - 1 && i > 0 && r->path[i - 1] == '/'))
-            return mf_fail(c, p->pos, "%spath '%s': '*' is allowed only as a final '/*' "
+            return fail(c, p->pos, "%spath '%s': '*' is allowed only as a final '/*' "
                         "(prefix match)", where, r->path);
     }
     if (n >= 2 && r->path[n - 1] == '*') {
@@ -219,13 +228,13 @@ static int parse_route(ctx *c, const keel_ynode *v, size_t idx, keel_abi abi,
         return rc;
     const keel_ynode *op = keel_ymap_get(v, "operation", &kp);
     if (op && abi == KEEL_ABI_WAGI)
-        return mf_fail(c, kp, "%s'operation' applies only to abi wapc (a wagi component "
+        return fail(c, kp, "%s'operation' applies only to abi wapc (a wagi component "
                     "is a WASI command run per request)", where);
     if (op) {
-        if ((rc = mf_get_string(c, op, where, "operation", &r->operation)))
+        if ((rc = get_string(c, op, where, "operation", &r->operation)))
             return rc;
         if (!r->operation[0])
-            return mf_fail(c, op->pos, "%s'operation' must not be empty", where);
+            return fail(c, op->pos, "%s'operation' must not be empty", where);
     } else if (abi == KEEL_ABI_WAPC) {
         r->operation = xstrdup("handle");
     }
@@ -234,11 +243,11 @@ static int parse_route(ctx *c, const keel_ynode *v, size_t idx, keel_abi abi,
 
 static int parse_routes(ctx *c, const keel_ynode *v, keel_component_cfg *cc)
 {
-    int rc = mf_want(c, v, KEEL_Y_SEQ, "", "routes");
+    int rc = want(c, v, KEEL_Y_SEQ, "", "routes");
     if (rc)
         return rc < 0 ? rc : 0;
     if (v->n > KEEL_MAX_ROUTES)
-        return mf_fail(c, v->pos, "more than %d routes", KEEL_MAX_ROUTES);
+        return fail(c, v->pos, "more than %d routes", KEEL_MAX_ROUTES);
     cc->routes = xcalloc(v->n, sizeof *cc->routes);
     for (size_t i = 0; i < v->n; i++) {
         cc->nroutes = i + 1;
@@ -252,20 +261,20 @@ static int parse_routes(ctx *c, const keel_ynode *v, keel_component_cfg *cc)
  * known (check_calls). */
 static int parse_calls(ctx *c, const keel_ynode *v, keel_component_cfg *cc)
 {
-    int rc = mf_want(c, v, KEEL_Y_SEQ, "", "calls");
+    int rc = want(c, v, KEEL_Y_SEQ, "", "calls");
     if (rc)
         return rc < 0 ? rc : 0;
     if (v->n > KEEL_MAX_CALLS)
-        return mf_fail(c, v->pos, "more than %d calls", KEEL_MAX_CALLS);
+        return fail(c, v->pos, "more than %d calls", KEEL_MAX_CALLS);
     cc->calls = xcalloc(v->n, sizeof *cc->calls);
     for (size_t i = 0; i < v->n; i++) {
         const keel_ynode *e = v->items[i];
         if (e->kind != KEEL_Y_SCALAR || e->null)
-            return mf_fail(c, e->pos, "calls: each entry must be a component name, got %s",
+            return fail(c, e->pos, "calls: each entry must be a component name, got %s",
                         keel_ykind_name(e));
         for (size_t j = 0; j < i; j++)
             if (!strcmp(cc->calls[j], e->text))
-                return mf_fail(c, e->pos, "calls: '%s' is listed twice", e->text);
+                return fail(c, e->pos, "calls: '%s' is listed twice", e->text);
         cc->calls[i] = xstrdup(e->text);
         cc->ncalls = i + 1;
     }
@@ -276,19 +285,19 @@ static int parse_calls(ctx *c, const keel_ynode *v, keel_component_cfg *cc)
 static int parse_kv(ctx *c, const keel_ynode *v, const char *name, bool env,
                     keel_kv **out, size_t *nout)
 {
-    int rc = mf_want(c, v, KEEL_Y_MAP, "", name);
+    int rc = want(c, v, KEEL_Y_MAP, "", name);
     if (rc)
         return rc < 0 ? rc : 0;
     *out = xcalloc(v->n, sizeof **out);
     for (size_t i = 0; i < v->n; i++) {
         const keel_ynode *k = v->items[2 * i], *val = v->items[2 * i + 1];
         if (!k->text[0] || k->null)
-            return mf_fail(c, k->pos, "%s: keys must not be empty or null", name);
+            return fail(c, k->pos, "%s: keys must not be empty or null", name);
         if (env && strchr(k->text, '='))
-            return mf_fail(c, k->pos, "env: variable name '%s' must not contain '='",
+            return fail(c, k->pos, "env: variable name '%s' must not contain '='",
                         k->text);
         if (val->kind != KEEL_Y_SCALAR)
-            return mf_fail(c, val->pos, "%s: value of '%s' must be a string, got %s", name,
+            return fail(c, val->pos, "%s: value of '%s' must be a string, got %s", name,
                         k->text, keel_ykind_name(val));
         (*out)[i].key = xstrdup(k->text);
         (*out)[i].value = xstrdup(val->null ? "" : val->text);
@@ -299,7 +308,7 @@ static int parse_kv(ctx *c, const keel_ynode *v, const char *name, bool env,
 
 static int parse_files(ctx *c, const keel_ynode *v, keel_component_cfg *cc)
 {
-    int rc = mf_want(c, v, KEEL_Y_SEQ, "", "files");
+    int rc = want(c, v, KEEL_Y_SEQ, "", "files");
     if (rc)
         return rc < 0 ? rc : 0;
     static const char *const keys[] = { "host", "guest", "mode", NULL };
@@ -311,46 +320,46 @@ static int parse_files(ctx *c, const keel_ynode *v, keel_component_cfg *cc)
         char where[48];
         snprintf(where, sizeof where, "files[%zu]: ", i);
         if (f->kind != KEEL_Y_MAP)
-            return mf_fail(c, f->pos, "%sa mount must be a mapping (host, guest, mode), "
+            return fail(c, f->pos, "%sa mount must be a mapping (host, guest, mode), "
                         "got %s", where, keel_ykind_name(f));
-        if ((rc = mf_check_keys(c, f, keys, where, false)))
+        if ((rc = check_keys(c, f, keys, where, false)))
             return rc;
         const keel_ynode *h = keel_ymap_get(f, "host", NULL);
         const keel_ynode *g = keel_ymap_get(f, "guest", NULL);
         const keel_ynode *mo = keel_ymap_get(f, "mode", NULL);
         if (!h)
-            return mf_fail(c, f->pos, "%smissing required key 'host'", where);
+            return fail(c, f->pos, "%smissing required key 'host'", where);
         if (!g)
-            return mf_fail(c, f->pos, "%smissing required key 'guest'", where);
+            return fail(c, f->pos, "%smissing required key 'guest'", where);
         char *rel;
-        if ((rc = mf_get_string(c, h, where, "host", &rel)))
+        if ((rc = get_string(c, h, where, "host", &rel)))
             return rc;
         char *abs;
         struct stat st;
         if (resolve_path(c, rel, &abs) != 0) {
-            rc = mf_fail(c, h->pos, "%shost folder '%s' not found (resolved to %s)", where,
+            rc = fail(c, h->pos, "%shost folder '%s' not found (resolved to %s)", where,
                       rel, abs);
         } else if (stat(abs, &st) != 0 || !S_ISDIR(st.st_mode)) {
-            rc = mf_fail(c, h->pos, "%shost '%s' is not a folder (resolved to %s)", where,
+            rc = fail(c, h->pos, "%shost '%s' is not a folder (resolved to %s)", where,
                       rel, abs);
         }
         free(rel);
         mt->host = abs;
         if (rc)
             return rc;
-        if ((rc = mf_get_string(c, g, where, "guest", &mt->guest)))
+        if ((rc = get_string(c, g, where, "guest", &mt->guest)))
             return rc;
         if (mt->guest[0] != '/')
-            return mf_fail(c, g->pos, "%sguest path '%s' must start with '/'", where,
+            return fail(c, g->pos, "%sguest path '%s' must start with '/'", where,
                         mt->guest);
         for (size_t j = 0; j < i; j++)
             if (!strcmp(cc->files[j].guest, mt->guest))
-                return mf_fail(c, g->pos, "%sguest path '%s' is already mounted by "
+                return fail(c, g->pos, "%sguest path '%s' is already mounted by "
                             "files[%zu]", where, mt->guest, j);
         mt->readonly = true;
         if (mo) {
             if (mo->kind != KEEL_Y_SCALAR || (strcmp(mo->text, "ro") && strcmp(mo->text, "rw")))
-                return mf_fail(c, mo->pos, "%smode must be ro or rw, got %s%s%s", where,
+                return fail(c, mo->pos, "%smode must be ro or rw, got %s%s%s", where,
                             mo->kind == KEEL_Y_SCALAR ? "'" : "",
                             mo->kind == KEEL_Y_SCALAR ? mo->text : keel_ykind_name(mo),
                             mo->kind == KEEL_Y_SCALAR ? "'" : "");
@@ -363,38 +372,38 @@ static int parse_files(ctx *c, const keel_ynode *v, keel_component_cfg *cc)
 static int limit_scalar(ctx *c, const keel_ynode *v, const char *name)
 {
     if (v->kind != KEEL_Y_SCALAR || v->null)
-        return mf_fail(c, v->pos, "limits: '%s' must be a scalar, got %s", name,
+        return fail(c, v->pos, "limits: '%s' must be a scalar, got %s", name,
                     keel_ykind_name(v));
     return 0;
 }
 
 static int parse_limits(ctx *c, const keel_ynode *v, keel_limits *l)
 {
-    int rc = mf_want(c, v, KEEL_Y_MAP, "", "limits");
+    int rc = want(c, v, KEEL_Y_MAP, "", "limits");
     if (rc)
         return rc < 0 ? rc : 0;
     static const char *const keys[] = { "memory", "timeout", "concurrency", "body", NULL };
-    if ((rc = mf_check_keys(c, v, keys, "limits: ", false)))
+    if ((rc = check_keys(c, v, keys, "limits: ", false)))
         return rc;
     const keel_ynode *n;
     if ((n = keel_ymap_get(v, "memory", NULL))) {
         if ((rc = limit_scalar(c, n, "memory")))
             return rc;
         if (keel_parse_size(n->text, &l->memory) != 0)
-            return mf_fail(c, n->pos, "limits: memory '%s' is not a size (e.g. 64MiB)",
+            return fail(c, n->pos, "limits: memory '%s' is not a size (e.g. 64MiB)",
                         n->text);
         if (l->memory < KEEL_MIN_MEMORY || l->memory > KEEL_MAX_MEMORY)
-            return mf_fail(c, n->pos, "limits: memory %s is out of bounds (64KiB to 4GiB)",
+            return fail(c, n->pos, "limits: memory %s is out of bounds (64KiB to 4GiB)",
                         n->text);
     }
     if ((n = keel_ymap_get(v, "timeout", NULL))) {
         if ((rc = limit_scalar(c, n, "timeout")))
             return rc;
         if (keel_parse_duration(n->text, &l->timeout_ns) != 0)
-            return mf_fail(c, n->pos, "limits: timeout '%s' is not a duration (e.g. 5s, "
+            return fail(c, n->pos, "limits: timeout '%s' is not a duration (e.g. 5s, "
                         "500ms)", n->text);
         if (l->timeout_ns < KEEL_MIN_TIMEOUT_NS || l->timeout_ns > KEEL_MAX_TIMEOUT_NS)
-            return mf_fail(c, n->pos, "limits: timeout %s is out of bounds (1ms to 1h)",
+            return fail(c, n->pos, "limits: timeout %s is out of bounds (1ms to 1h)",
                         n->text);
     }
     if ((n = keel_ymap_get(v, "concurrency", NULL))) {
@@ -405,7 +414,7 @@ static int parse_limits(ctx *c, const keel_ynode *v, keel_limits *l)
         unsigned long long x = strtoull(n->text, &end, 10);
         if (n->text[0] < '0' || n->text[0] > '9' || *end || errno ||
             x < 1 || x > KEEL_MAX_CONCURRENCY)
-            return mf_fail(c, n->pos, "limits: concurrency '%s' must be an integer from 1 "
+            return fail(c, n->pos, "limits: concurrency '%s' must be an integer from 1 "
                         "to %u", n->text, KEEL_MAX_CONCURRENCY);
         l->concurrency = (uint32_t)x;
     }
@@ -413,9 +422,9 @@ static int parse_limits(ctx *c, const keel_ynode *v, keel_limits *l)
         if ((rc = limit_scalar(c, n, "body")))
             return rc;
         if (keel_parse_size(n->text, &l->body) != 0)
-            return mf_fail(c, n->pos, "limits: body '%s' is not a size (e.g. 1MiB)", n->text);
+            return fail(c, n->pos, "limits: body '%s' is not a size (e.g. 1MiB)", n->text);
         if (l->body > KEEL_MAX_BODY)
-            return mf_fail(c, n->pos, "limits: body %s is above the maximum 1GiB", n->text);
+            return fail(c, n->pos, "limits: body %s is above the maximum 1GiB", n->text);
     }
     return 0;
 }
@@ -423,14 +432,14 @@ static int parse_limits(ctx *c, const keel_ynode *v, keel_limits *l)
 static int parse_wasm(ctx *c, const keel_ynode *v, keel_component_cfg *cc)
 {
     char *rel, *abs;
-    int rc = mf_get_string(c, v, "", "wasm", &rel);
+    int rc = get_string(c, v, "", "wasm", &rel);
     if (rc)
         return rc;
     struct stat st;
     if (resolve_path(c, rel, &abs) != 0)
-        rc = mf_fail(c, v->pos, "wasm file '%s' not found (resolved to %s)", rel, abs);
+        rc = fail(c, v->pos, "wasm file '%s' not found (resolved to %s)", rel, abs);
     else if (stat(abs, &st) != 0 || !S_ISREG(st.st_mode))
-        rc = mf_fail(c, v->pos, "wasm '%s' is not a regular file (resolved to %s)", rel, abs);
+        rc = fail(c, v->pos, "wasm '%s' is not a regular file (resolved to %s)", rel, abs);
     free(rel);
     cc->wasm = abs;
     return rc;
@@ -443,21 +452,21 @@ static int parse_component(ctx *c, const keel_ynode *key, const keel_ynode *v,
     cc->limits = (keel_limits){ KEEL_DEFAULT_MEMORY, KEEL_DEFAULT_TIMEOUT_NS,
                                 KEEL_DEFAULT_CONCURRENCY, KEEL_DEFAULT_BODY };
     if (!valid_name(key->text))
-        return mf_fail(c, key->pos, "invalid component name '%s' (use 1 to %d characters "
+        return fail(c, key->pos, "invalid component name '%s' (use 1 to %d characters "
                     "of a-z, 0-9, '_', '-')", key->text, KEEL_MAX_NAME);
     cc->name = xstrdup(key->text);
     c->comp = cc->name;
     if (v->kind != KEEL_Y_MAP)
-        return mf_fail(c, v->pos, "must be a mapping (wasm, abi, routes, ...), got %s",
+        return fail(c, v->pos, "must be a mapping (wasm, abi, routes, ...), got %s",
                     keel_ykind_name(v));
     static const char *const keys[] = { "wasm", "abi", "routes", "calls", "config",
                                         "env", "files", "limits", "slo", "circuit", NULL };
-    int rc = mf_check_keys(c, v, keys, "", false);
+    int rc = check_keys(c, v, keys, "", false);
     if (rc)
         return rc;
     const keel_ynode *n = keel_ymap_get(v, "wasm", NULL);
     if (!n)
-        return mf_fail(c, key->pos, "missing required key 'wasm'");
+        return fail(c, key->pos, "missing required key 'wasm'");
     cc->wasm_pos = n->pos;
     if ((rc = parse_wasm(c, n, cc)))
         return rc;
@@ -467,9 +476,9 @@ static int parse_component(ctx *c, const keel_ynode *key, const keel_ynode *v,
         else if (n->kind == KEEL_Y_SCALAR && !strcmp(n->text, "wagi"))
             cc->abi = KEEL_ABI_WAGI;
         else if (n->kind == KEEL_Y_SCALAR && !n->null)
-            return mf_fail(c, n->pos, "unknown abi '%s' (supported: wapc, wagi)", n->text);
+            return fail(c, n->pos, "unknown abi '%s' (supported: wapc, wagi)", n->text);
         else
-            return mf_fail(c, n->pos, "'abi' must be wapc or wagi, got %s", keel_ykind_name(n));
+            return fail(c, n->pos, "'abi' must be wapc or wagi, got %s", keel_ykind_name(n));
     }
     if ((n = keel_ymap_get(v, "routes", NULL)) && (rc = parse_routes(c, n, cc)))
         return rc;
@@ -503,9 +512,9 @@ static int check_calls(ctx *c, const keel_manifest *m, const keel_ynode *comps)
         for (size_t j = 0; j < cc->ncalls; j++) {
             keel_pos pos = calls->items[j]->pos;
             if (!strcmp(cc->calls[j], cc->name))
-                return mf_fail(c, pos, "calls: a component cannot call itself");
+                return fail(c, pos, "calls: a component cannot call itself");
             if (!keel_manifest_component(m, cc->calls[j]))
-                return mf_fail(c, pos, "calls: no component named '%s'", cc->calls[j]);
+                return fail(c, pos, "calls: no component named '%s'", cc->calls[j]);
         }
     }
     c->comp = NULL;
@@ -589,7 +598,7 @@ static int check_routes(ctx *c, const keel_manifest *m)
                         : bad->r->methods | first->r->methods;
         method_names(common, ms, sizeof ms);
         c->comp = m->components[bad->comp].name;
-        rc = mf_fail(c, bad->r->pos, "route '%s%s' (%s) is already claimed by component %s "
+        rc = fail(c, bad->r->pos, "route '%s%s' (%s) is already claimed by component %s "
                   "at line %d", bad->r->path, bad->r->prefix ? "*" : "", ms,
                   m->components[first->comp].name, first->r->pos.line);
         c->comp = NULL;
@@ -601,14 +610,14 @@ static int check_routes(ctx *c, const keel_manifest *m)
 static int load_tree(ctx *c, const keel_ynode *root, keel_manifest *m)
 {
     if (!root)
-        return mf_fail(c, (keel_pos){ 1, 1 }, "empty manifest (expected a mapping with "
+        return fail(c, (keel_pos){ 1, 1 }, "empty manifest (expected a mapping with "
                     "'components')");
     if (root->kind != KEEL_Y_MAP)
-        return mf_fail(c, root->pos, "the manifest must be a mapping (listen, components), "
+        return fail(c, root->pos, "the manifest must be a mapping (listen, components), "
                     "got %s", keel_ykind_name(root));
     static const char *const keys[] = { "listen", "admin", "observability", "components",
                                         NULL };
-    int rc = mf_check_keys(c, root, keys, "", true);
+    int rc = check_keys(c, root, keys, "", true);
     if (rc)
         return rc;
     mf_obs_defaults(m);
@@ -628,13 +637,13 @@ static int load_tree(ctx *c, const keel_ynode *root, keel_manifest *m)
     keel_pos kp;
     const keel_ynode *comps = keel_ymap_get(root, "components", &kp);
     if (!comps)
-        return mf_fail(c, root->pos, "missing required key 'components'");
-    if ((rc = mf_want(c, comps, KEEL_Y_MAP, "", "components")) < 0)
+        return fail(c, root->pos, "missing required key 'components'");
+    if ((rc = want(c, comps, KEEL_Y_MAP, "", "components")) < 0)
         return rc;
     if (rc > 0 || comps->n == 0)
-        return mf_fail(c, kp, "'components' is empty: declare at least one component");
+        return fail(c, kp, "'components' is empty: declare at least one component");
     if (comps->n > KEEL_MAX_COMPONENTS)
-        return mf_fail(c, kp, "more than %d components", KEEL_MAX_COMPONENTS);
+        return fail(c, kp, "more than %d components", KEEL_MAX_COMPONENTS);
     m->components = xcalloc(comps->n, sizeof *m->components);
     for (size_t i = 0; i < comps->n; i++) {
         m->ncomponents = i + 1;
@@ -685,7 +694,7 @@ int keel_manifest_load(const char *path, keel_manifest **out, char *err, size_t 
     keel_pos epos;
     rc = keel_yaml_parse(text, len, &root, &epos, why, sizeof why);
     if (rc) {
-        mf_fail(&c, epos, "%s", why);
+        fail(&c, epos, "%s", why);
         goto out;
     }
     rc = load_tree(&c, root, m);
@@ -749,4 +758,23 @@ const keel_component_cfg *keel_manifest_component(const keel_manifest *m, const 
         if (m->components[i].name && !strcmp(m->components[i].name, name))
             return &m->components[i];
     return NULL;
+}
+
+/* For manifest_obs.c (see manifest_int.h). */
+int mf_check_keys(ctx *c, const keel_ynode *map, const char *const *allowed,
+                  const char *where, bool top)
+{
+    return check_keys(c, map, allowed, where, top);
+}
+
+int mf_get_string(ctx *c, const keel_ynode *v, const char *where, const char *name,
+                  char **out)
+{
+    return get_string(c, v, where, name, out);
+}
+
+int mf_want(ctx *c, const keel_ynode *v, keel_ykind kind, const char *where,
+            const char *name)
+{
+    return want(c, v, kind, where, name);
 }

@@ -1,6 +1,7 @@
 /* manifest_int.h — private to src/config: the parse context and the helpers
  * manifest.c shares with manifest_obs.c (the admin, observability, slo and
- * circuit sections). */
+ * circuit sections): manifest.c exports thin wrappers of its static
+ * helpers; manifest_obs.c has its own mf_fail. */
 #ifndef KEEL_CONFIG_MANIFEST_INT_H
 #define KEEL_CONFIG_MANIFEST_INT_H
 
@@ -18,7 +19,7 @@ typedef struct ctx {
 } ctx;
 
 /* Formats "PATH:LINE:COL: [component NAME: ]message" into c->err and
- * returns KEEL_EINVAL. */
+ * returns KEEL_EINVAL (the same format as manifest.c's own errors). */
 __attribute__((format(printf, 3, 4)))
 int mf_fail(ctx *c, keel_pos pos, const char *fmt, ...);
 /* Every key of map must be in allowed (NULL-terminated). where prefixes

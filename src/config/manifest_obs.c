@@ -5,13 +5,31 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "config/manifest_int.h"
+#include "base/errors.h"
 #include "config/units.h"
 #include "obs/log.h"
+
+int mf_fail(ctx *c, keel_pos pos, const char *fmt, ...)
+{
+    if (!c->err || !c->errlen)
+        return KEEL_EINVAL;
+    int k = snprintf(c->err, c->errlen, "%s:%d:%d: ", c->path, pos.line, pos.col);
+    if (c->comp && k >= 0 && (size_t)k < c->errlen)
+        k += snprintf(c->err + k, c->errlen - (size_t)k, "component %s: ", c->comp);
+    if (k >= 0 && (size_t)k < c->errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(c->err + k, c->errlen - (size_t)k, fmt, ap);
+        va_end(ap);
+    }
+    return KEEL_EINVAL;
+}
 
 static char *xstrdup(const char *s)
 {
