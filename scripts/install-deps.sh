@@ -22,6 +22,7 @@ PACKAGES=(
   hyperfine                     # benchmarks
   libsqlite3-dev libhiredis-dev redis-server   # KV stores (SQLite, Redis) and their tests
   wrk                           # HTTP load in bench/kv
+  prometheus prometheus-alertmanager   # observability tests: promtool, amtool, real daemons
 )
 
 missing=()

@@ -15,6 +15,7 @@ static const char overview[] =
     "  run       run a WASI command module (wasm32-wasi) like a native program\n"
     "  compile   compile a module ahead of time into the cache\n"
     "  check     validate keel.yaml and its modules without compiling\n"
+    "  alerts    print Prometheus SLO alert rules (or Alertmanager inhibit rules)\n"
     "  help      show help for a command: keel help run\n"
     "\n"
     "  keel --version    print the version\n"
@@ -55,7 +56,7 @@ static const char compile_usage[] =
     "process and caches only the translated C.\n";
 
 static const char up_usage[] =
-    "usage: keel up [-f FILE] [--listen HOST:PORT]\n"
+    "usage: keel up [-f FILE] [--listen HOST:PORT] [--admin-listen HOST:PORT]\n"
     "\n"
     "Loads every component of the manifest FILE (default ./keel.yaml), compiles\n"
     "what is not cached (fast tier at once, optimized in the background) and\n"
@@ -65,7 +66,29 @@ static const char up_usage[] =
     "\n"
     "options:\n"
     "  -f, --file FILE        the manifest (default keel.yaml)\n"
-    "  --listen HOST:PORT     override the manifest's listen address\n";
+    "  --listen HOST:PORT     override the manifest's listen address\n"
+    "  --admin-listen HOST:PORT  override admin.listen (default 127.0.0.1:9090):\n"
+    "                         GET /metrics, /healthz, /readyz, /health\n"
+    "\n"
+    "Logs are JSON lines on stderr (observability.log_format: text for plain\n"
+    "text), one access log line per request; every response carries\n"
+    "X-Request-Id. See docs/operations.md.\n";
+
+static const char alerts_usage[] =
+    "usage: keel alerts [-f FILE] [--alertmanager] [--runbook-base URL]\n"
+    "\n"
+    "Prints a Prometheus rules file for every component of FILE (default\n"
+    "./keel.yaml) with an `slo`: recording rules for its error and latency\n"
+    "ratios over 5m, 30m, 1h, 6h and 3d, and multiwindow, multi-burn-rate alerts\n"
+    "(page: 14.4x budget burn over 1h and 5m, or 6x over 6h and 30m; ticket: 1x\n"
+    "over 3d and 6h) labelled component and severity, whose runbook_url points\n"
+    "at docs/operations.md (or --runbook-base URL).\n"
+    "\n"
+    "With --alertmanager, prints an Alertmanager configuration whose\n"
+    "inhibit_rules silence the pages of every component calling (directly or\n"
+    "transitively) a component whose page is firing: one root cause, one page.\n"
+    "\n"
+    "Check the output with `promtool check rules` and `amtool check-config`.\n";
 
 static const char check_usage[] =
     "usage: keel check [-f FILE] [--explain-residency]\n"
@@ -123,6 +146,8 @@ const char *keel_usage(const char *cmd)
         return run_usage;
     if (cmd && strcmp(cmd, "compile") == 0)
         return compile_usage;
+    if (cmd && strcmp(cmd, "alerts") == 0)
+        return alerts_usage;
     return overview;
 }
 
@@ -153,7 +178,7 @@ int keel_cmd_help(int argc, char **argv)
     const char *cmd = argc > 1 ? argv[1] : NULL;
     if (cmd && strcmp(cmd, "run") && strcmp(cmd, "compile") && strcmp(cmd, "check") &&
         strcmp(cmd, "up") && strcmp(cmd, "help") && strcmp(cmd, "backup") &&
-        strcmp(cmd, "restore"))
+        strcmp(cmd, "restore") && strcmp(cmd, "alerts"))
         return keel_usage_error(NULL, "unknown command \"%s\"", cmd);
     fputs(keel_usage(cmd), stdout);
     return KEEL_EXIT_OK;

@@ -488,7 +488,7 @@ static int parse_component(ctx *c, const keel_ynode *key, const keel_ynode *v,
                     keel_ykind_name(v));
     static const char *const keys[] = { "wasm", "abi", "routes", "calls", "config",
                                         "env", "files", "limits", "kv", "residency",
-                                        NULL };
+                                        "slo", "circuit", NULL };
     int rc = check_keys(c, v, keys, "", false);
     if (rc)
         return rc;
@@ -523,6 +523,10 @@ static int parse_component(ctx *c, const keel_ynode *key, const keel_ynode *v,
     if ((n = keel_ymap_get(v, "limits", NULL)) && (rc = parse_limits(c, n, &cc->limits)))
         return rc;
     if ((rc = keel_mf_parse_component_state(c, v, cc)))
+        return rc;
+    if ((n = keel_ymap_get(v, "slo", NULL)) && (rc = mf_parse_slo(c, n, cc)))
+        return rc;
+    if ((n = keel_ymap_get(v, "circuit", NULL)) && (rc = mf_parse_circuit(c, n, cc)))
         return rc;
     c->comp = NULL;
     return 0;
@@ -641,9 +645,17 @@ static int load_tree(ctx *c, const keel_ynode *root, keel_manifest *m)
     if (root->kind != KEEL_Y_MAP)
         return fail(c, root->pos, "the manifest must be a mapping (listen, components), "
                     "got %s", keel_ykind_name(root));
-    static const char *const keys[] = { "listen", "region", "stores", "components", NULL };
+    static const char *const keys[] = { "listen", "region", "stores", "admin",
+                                        "observability", "components", NULL };
     int rc = check_keys(c, root, keys, "", true);
     if (rc)
+        return rc;
+    mf_obs_defaults(m);
+    const keel_ynode *sec;
+    if ((sec = keel_ymap_get(root, "admin", NULL)) && (rc = mf_parse_admin(c, sec, m)))
+        return rc;
+    if ((sec = keel_ymap_get(root, "observability", NULL)) &&
+        (rc = mf_parse_observability(c, sec, m)))
         return rc;
     const keel_ynode *n = keel_ymap_get(root, "listen", NULL);
     if (n) {
@@ -772,6 +784,7 @@ void keel_manifest_free(keel_manifest *m)
     free(m->path);
     free(m->dir);
     free(m->listen);
+    mf_obs_free(m);
     free(m);
 }
 

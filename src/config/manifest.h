@@ -97,6 +97,29 @@ typedef struct keel_store_cfg {
     uint64_t max_size;        /* sqlite: database size cap in bytes, 0 = none */
     keel_pos pos;             /* of the store's key */
 } keel_store_cfg;
+/* slo: the objectives `keel alerts` turns into rules. */
+typedef struct keel_slo {
+    bool set;
+    double availability;      /* percent, e.g. 99.9 */
+    bool has_latency;
+    double latency_p;         /* fraction of requests, e.g. 0.99 */
+    uint64_t latency_ns;      /* ... answered under this */
+    keel_pos pos;
+} keel_slo;
+
+/* circuit: the breaker (off unless error_ratio is set). */
+typedef struct keel_circuit {
+    bool enabled;
+    double error_ratio;       /* 0 < r <= 1: trips at or above it */
+    uint64_t window_ns;       /* error ratio measured over this (1s steps) */
+    uint32_t min_requests;    /* in the window, before it may trip */
+    uint64_t cooldown_ns;     /* open this long, then one probe request */
+} keel_circuit;
+
+#define KEEL_DEFAULT_CIRCUIT_WINDOW_NS (10ull * 1000000000ull)
+#define KEEL_DEFAULT_CIRCUIT_MIN_REQUESTS 20u
+#define KEEL_DEFAULT_CIRCUIT_COOLDOWN_NS (10ull * 1000000000ull)
+#define KEEL_MAX_CIRCUIT_WINDOW_NS (60ull * 1000000000ull)
 
 typedef struct keel_component_cfg {
     char *name;
@@ -119,9 +142,37 @@ typedef struct keel_component_cfg {
     char **residency;         /* regions its data may go to; none: unrestricted */
     size_t nresidency;
     keel_pos residency_pos;
+    keel_slo slo;
+    keel_circuit circuit;
     keel_pos pos;             /* of the component's key */
     keel_pos wasm_pos;        /* of its wasm: value */
 } keel_component_cfg;
+
+/* admin: the operator listener (metrics, health; mutating endpoints later). */
+typedef struct keel_admin_cfg {
+    char *listen;             /* host:port; default KEEL_DEFAULT_ADMIN_LISTEN */
+    bool listen_set;          /* written in the manifest (a bind failure is fatal) */
+    char *token_file;         /* absolute, or NULL */
+    char *audit_log;          /* absolute, or NULL */
+} keel_admin_cfg;
+
+/* observability: logs, traces, health probes. */
+typedef struct keel_obs_cfg {
+    int log_level;            /* KEEL_LOG_* */
+    int log_format;           /* KEEL_LOG_JSON | KEEL_LOG_TEXT */
+    bool access_log;
+    char *otlp_endpoint;      /* NULL: no traces exported */
+    double trace_sample;      /* 0..1 */
+    uint32_t guest_log_rate;  /* guest lines per second per component, 0 = unlimited */
+    uint64_t health_interval_ns;   /* keel_health probes */
+    uint64_t health_timeout_ns;
+} keel_obs_cfg;
+
+#define KEEL_DEFAULT_ADMIN_LISTEN "127.0.0.1:9090"
+#define KEEL_DEFAULT_GUEST_LOG_RATE 1000u
+#define KEEL_MAX_GUEST_LOG_RATE 1000000u
+#define KEEL_DEFAULT_HEALTH_INTERVAL_NS (10ull * 1000000000ull)
+#define KEEL_DEFAULT_HEALTH_TIMEOUT_NS (1ull * 1000000000ull)
 
 typedef struct keel_manifest {
     char *path;               /* as given */
@@ -132,6 +183,8 @@ typedef struct keel_manifest {
     keel_pos region_pos;
     keel_store_cfg *stores;
     size_t nstores;
+    keel_admin_cfg admin;
+    keel_obs_cfg obs;
     keel_component_cfg *components;
     size_t ncomponents;
 } keel_manifest;

@@ -1,12 +1,14 @@
 /* manifest_int.h — private to src/config: the loading context and the
  * node helpers manifest.c lends to the files that parse other sections
- * (stores.c: region, stores, a component's kv and residency). Each helper
- * reports "PATH:LINE:COL: [component NAME: ]message" and returns
- * KEEL_EINVAL on error, 0 on success. */
+ * (stores.c: region, stores, a component's kv and residency;
+ * manifest_obs.c: admin, observability, a component's slo and circuit).
+ * Each helper reports "PATH:LINE:COL: [component NAME: ]message" and
+ * returns KEEL_EINVAL on error, 0 on success. */
 #ifndef KEEL_CONFIG_MANIFEST_INT_H
 #define KEEL_CONFIG_MANIFEST_INT_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 
 #include "config/manifest.h"
 #include "config/yaml.h"
@@ -41,5 +43,13 @@ int keel_mf_parse_component_state(ctx *c, const keel_ynode *v, keel_component_cf
 int keel_mf_check_kv(ctx *c, const keel_manifest *m, const keel_ynode *comps);
 void keel_mf_free_state(keel_manifest *m);
 void keel_mf_free_component_state(keel_component_cfg *cc);
+
+/* manifest_obs.c: fill m / cc from their sections; defaults first. */
+void mf_obs_defaults(keel_manifest *m);
+int mf_parse_admin(ctx *c, const keel_ynode *v, keel_manifest *m);
+int mf_parse_observability(ctx *c, const keel_ynode *v, keel_manifest *m);
+int mf_parse_slo(ctx *c, const keel_ynode *v, keel_component_cfg *cc);
+int mf_parse_circuit(ctx *c, const keel_ynode *v, keel_component_cfg *cc);
+void mf_obs_free(keel_manifest *m);
 
 #endif

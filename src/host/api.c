@@ -139,7 +139,7 @@ static void HOST_FN(log)(CTX, uint32_t level, uint32_t ptr, uint32_t len)
     if (len > KEEL_HOST_MAX_LOG_BYTES)
         len = KEEL_HOST_MAX_LOG_BYTES;
     keel_log_level lv = level > KEEL_LOG_ERROR ? KEEL_LOG_ERROR : (keel_log_level)level;
-    keel_log(lv, c->comp->cfg->name, "request %s: %.*s", c->rq->id, (int)len, p);
+    host_obs_guest_line(c->comp, lv, "request %s: %.*s", c->rq->id, (int)len, p);
 }
 
 #define ENTRY(name, sig) { "keel", #name, sig, (void (*)(void))HOST_FN(name) }

@@ -141,8 +141,8 @@ void host_log_output(const host_component *c, const host_request *rq, int fd,
         if (n && line[n - 1] == '\r')
             n--;
         if (n)
-            keel_log(KEEL_LOG_INFO, c->cfg->name, "request %s: %s: %.*s", rq->id, stream,
-                     (int)n, line);
+            host_obs_guest_line(c, KEEL_LOG_INFO, "request %s: %s: %.*s", rq->id, stream,
+                                (int)n, line);
         line = nl ? nl + 1 : end;
     }
     if (used > keep)
@@ -219,11 +219,13 @@ int host_instance_acquire(host_call *c, char *const *envp, int envc, const host_
     c->ctx.mem = keel_instance_memory(c->inst, "memory");
     if (!c->ctx.mem)
         c->ctx.mem = keel_instance_memory(c->inst, NULL);
+    host_obs_instance_begin(c);
     return 0;
 }
 
 void host_instance_release(host_call *c)
 {
+    host_obs_instance_end(c);
     keel_instance_free(c->inst);
     c->inst = NULL;
     keel_wasi_free(c->wasi);

@@ -94,6 +94,20 @@ void host_error_response(keel_response *resp, const host_request *rq, int status
     host_response_add_header(resp, "content-type", 12, "text/plain; charset=utf-8", 25);
 }
 
+/* 503 while comp's circuit is open: fails fast, names the request id. */
+static void host_circuit_response(keel_response *resp, const host_request *rq,
+                                  const host_component *comp)
+{
+    keel_response_free(resp);
+    resp->status = 503;
+    resp->body = xasprintf("component %s is failing; try again later (request id %s)\n",
+                           comp->cfg->name, rq->id);
+    resp->body_len = strlen(resp->body);
+    host_response_add_header(resp, "content-type", 12, "text/plain; charset=utf-8", 25);
+    host_response_add_header(resp, "retry-after", 11, "1", 1);
+    keel_metrics_rejected(rq->h->metrics, comp->index, KEEL_REJECT_CIRCUIT);
+}
+
 /* ---- header checks ---- */
 
 static bool tchar(unsigned char ch)
@@ -218,6 +232,7 @@ static int component_setup(keel_host *h, host_component *c, const keel_host_opts
     char why[1024];
     keel_engine_opts eo = o ? o->engine : (keel_engine_opts){ .tier = KEEL_TIER_AUTO };
     keel_module *mod;
+    uint64_t t0 = keel_rt_now_ns();
     int rc = host_module_load(cfg->wasm, eo, &mod, why, sizeof why);
     if (rc)
         return keel_err(err, errlen, rc == KEEL_ELINK ? KEEL_ELINK : KEEL_EINVAL,
@@ -245,6 +260,8 @@ static int component_setup(keel_host *h, host_component *c, const keel_host_opts
     c->has_initialize = has_export(mod, "_initialize", ":", KEEL_EXTERN_FUNC);
     c->has_start = has_export(mod, "_start", ":", KEEL_EXTERN_FUNC);
     c->has_wapc_init = has_export(mod, "wapc_init", ":", KEEL_EXTERN_FUNC);
+    c->has_health = has_export(mod, "keel_health", ":i", KEEL_EXTERN_FUNC);
+    c->compile_seconds = (double)(keel_rt_now_ns() - t0) / 1e9;
 
     /* limits (0 in a hand-built model means the default) */
     uint64_t mem = cfg->limits.memory ? cfg->limits.memory : KEEL_DEFAULT_MEMORY;
@@ -461,9 +478,11 @@ int keel_host_new(const keel_manifest *m, const keel_host_opts *o, keel_host **o
         }
     }
     build_routes(h);
+    host_obs_init(h);
     /* Every component is set up: make each one's instance image (call.c). */
     for (size_t i = 0; i < h->ncomps; i++)
         host_image_build(h, &h->comps[i], atomic_load(&h->comps[i].code));
+    host_health_init(h);
     if (!o || o->engine.tier == KEEL_TIER_AUTO)
         host_tierup_start(h, o ? o->engine.cache_dir : NULL);
     *out = h;
@@ -475,6 +494,7 @@ void keel_host_free(keel_host *h)
     if (!h)
         return;
     host_tierup_stop(h);
+    host_health_free(h);
     for (size_t i = 0; i < h->ncomps; i++) {
         host_component *c = &h->comps[i];
         keel_host_tidy();   /* this thread's; serving threads tidied */
@@ -498,6 +518,7 @@ void keel_host_free(keel_host *h)
     keel_stores_close(h->stores);
     free(h->exact);
     free(h->prefix);
+    host_obs_free(h);
     free(h);
 }
 
@@ -516,8 +537,10 @@ bool keel_host_admit(keel_host *h, size_t component)
     host_component *c = &h->comps[component];
     uint32_t cur = atomic_load_explicit(&c->inflight, memory_order_relaxed);
     do {
-        if (cur >= c->concurrency)
+        if (cur >= c->concurrency) {
+            keel_metrics_rejected(h->metrics, component, KEEL_REJECT_CONCURRENCY);
             return false;
+        }
     } while (!atomic_compare_exchange_weak_explicit(&c->inflight, &cur, cur + 1,
                                                     memory_order_acquire,
                                                     memory_order_relaxed));
@@ -542,7 +565,15 @@ static void wapc_handle(host_request *rq, host_component *comp, const keel_route
         .payload = (const uint8_t *)rq->req->body, .payload_len = rq->req->body_len,
     };
     host_result r;
+    host_inv inv;
+    host_obs_invoke_begin(rq, &inv, comp, c.op, c.op_len);
     host_wapc_run(&c, &r);
+    host_obs_invoke_end(rq, &inv, r.end == HOST_OK ? KEEL_CALL_OK
+                                  : r.end != HOST_TRAPPED ? KEEL_CALL_ERROR
+                                  : r.o.trap == KEEL_TRAP_DEADLINE ? KEEL_CALL_DEADLINE
+                                                                   : KEEL_CALL_TRAP);
+    if (r.end == HOST_TRAPPED)
+        host_obs_trap(rq->h, comp, r.o.trap);
     const char *name = comp->cfg->name;
     switch (r.end) {
     case HOST_OK:
@@ -584,10 +615,15 @@ typedef struct handle_args {
 static void handle_cb(void *p)
 {
     handle_args *a = p;
-    if (a->comp->cfg->abi == KEEL_ABI_WAPC)
+    if (a->comp->cfg->abi == KEEL_ABI_WAPC) {
         wapc_handle(a->rq, a->comp, a->route, a->resp);
-    else
+    } else {
+        host_inv inv;
+        const char *op = a->route ? a->route->path : "";
+        host_obs_invoke_begin(a->rq, &inv, a->comp, (const uint8_t *)op, strlen(op));
         host_wagi_handle(a->rq, a->comp, a->route, a->resp);
+        host_obs_invoke_end(a->rq, &inv, a->resp->status >= 500 ? KEEL_CALL_ERROR : KEEL_CALL_OK);
+    }
 }
 
 void keel_host_tidy(void)
@@ -606,6 +642,13 @@ void keel_host_handle(keel_host *h, const keel_route_match *m, const keel_reques
         .deadline_ns = req->deadline_ns ? req->deadline_ns
                                         : keel_rt_now_ns() + comp->timeout_ns,
     };
+    host_obs_request_begin(&rq, comp);
+    rq.obs.admit = host_circuit_admit(comp);
+    if (rq.obs.admit == HOST_ADMIT_REFUSE) {
+        host_circuit_response(resp, &rq, comp);
+        host_obs_request_end(&rq, comp, m->route, resp);
+        return;
+    }
     /* The whole request runs inside one keel_rt_invoke carrying its
      * deadline, so the guest calls nested in it (initializer, __guest_call,
      * component calls) share the armed deadline instead of arming and
@@ -628,6 +671,8 @@ void keel_host_handle(keel_host *h, const keel_route_match *m, const keel_reques
                  "request %s: deadline exceeded in a nested call; answering 504", rq.id);
         host_error_response(resp, &rq, 504);
     }
+    host_circuit_record(comp, rq.obs.admit, resp->status >= 500);
+    host_obs_request_end(&rq, comp, m->route, resp);
     for (size_t i = 0; i < rq.nheaders; i++) {
         free((char *)rq.headers[i].name);
         free((char *)rq.headers[i].value);

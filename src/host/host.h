@@ -14,6 +14,7 @@
 
 #include "config/manifest.h"
 #include "engine/engine.h"
+#include "obs/prom.h"
 
 typedef struct keel_host keel_host;
 
@@ -114,5 +115,18 @@ void keel_host_handle(keel_host *h, const keel_route_match *m,
  * on a thread that ran keel_host_handle once the response is sent, and
  * before keel_host_free. */
 void keel_host_tidy(void);
+/* ---- operability (obs.c, health.c); any thread, while the host lives ---- */
+
+/* Appends the Prometheus text exposition of the host's metrics: requests,
+ * calls, traps, rejections, instances, CPU, circuit state, component info,
+ * compile times, config digest (process_* and build info are
+ * keel_process_metrics'). */
+void keel_host_metrics(keel_host *h, keel_buf *out);
+/* Appends /health's JSON: per component status (ok | degraded | failing),
+ * version, tier, requests and error ratio over the last minute, last trap,
+ * circuit state, keel_health probe result. */
+void keel_host_health(keel_host *h, keel_buf *out);
+/* Whether every component is loaded and ready to serve; false with why. */
+bool keel_host_ready(keel_host *h, char *why, size_t len);
 
 #endif

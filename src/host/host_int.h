@@ -9,6 +9,8 @@
  *   api.c    the "keel" host functions (HTTP metadata, config, log)
  *   kv.c     the "keel" kv_* host functions (stores granted by kv:)
  *   wagi.c   WASI commands run CGI-style
+ *   obs.c    metrics, logs and spans of requests, invocations and calls
+ *   health.c circuit breakers, keel_health probes, /health and /readyz
  *
  * Ownership: a host_request lives on the stack of keel_host_handle; a
  * host_call lives on the stack of whoever runs the invocation (the request
@@ -25,6 +27,9 @@
 #include <stdint.h>
 
 #include "host/host.h"
+#include "obs/log.h"
+#include "obs/metrics.h"
+#include "obs/trace.h"
 #include "store/store.h"
 #include "wasi/wasi.h"
 
@@ -72,6 +77,10 @@ typedef struct host_component {
     keel_store **kv;              /* the stores of its kv: grants */
     size_t nkv;
     bool has_initialize, has_start, has_wapc_init;
+    /* operability (obs.c, health.c) */
+    double compile_seconds;       /* keel_module_load at start */
+    bool has_health;              /* exports keel_health() -> i32 */
+    struct host_health *health;   /* breaker, probe result, last trap */
 } host_component;
 
 typedef struct host_route {
@@ -90,7 +99,36 @@ struct keel_host {
     host_route *prefix;           /* longest path first */
     size_t nprefix;
     keel_stores *stores;          /* every store of the manifest (kv.c) */
+    keel_metrics *metrics;        /* obs.c */
+    char config_digest[17];       /* sha256 prefix of the manifest file */
+    struct host_prober *prober;   /* health.c's thread; NULL when none */
 };
+
+/* One invocation's span and CPU account (obs.c); lives on the stack of
+ * whoever runs the invocation, linked to the one that called it. */
+typedef struct host_inv {
+    struct host_inv *parent;
+    host_component *comp;
+    uint8_t span_id[8];
+    char span_hex[17];
+    uint64_t start_mono, start_real, cpu_start, child_cpu;
+    const char *op;
+    size_t op_len;
+} host_inv;
+
+/* A request's observability state (obs.c). */
+typedef struct host_req_obs {
+    keel_trace_ctx tc;            /* trace id, incoming parent, sampled, tracestate */
+    bool has_parent;
+    uint8_t server_span[8];
+    char trace_hex[33], span_hex[17];
+    uint64_t start_mono, start_real;
+    keel_log_ctx lc;
+    const keel_log_ctx *prev_lc;
+    host_inv *cur;                /* innermost running invocation */
+    bool cpu_sampled;             /* this request's guest CPU time is measured */
+    int admit;                    /* health.c: HOST_ADMIT_* of the entered component */
+} host_req_obs;
 
 /* One HTTP request, shared by every invocation of its call chain. */
 typedef struct host_request {
@@ -102,6 +140,7 @@ typedef struct host_request {
     keel_header *headers;         /* keel.http_set_header; malloc'd */
     size_t nheaders, cap_headers, header_bytes;
     bool deadline_hit;            /* some invocation ran out of time */
+    host_req_obs obs;
 } host_request;
 
 typedef struct host_buf {
@@ -137,6 +176,7 @@ typedef struct host_call {
     /* WAGI: the stdout memfd and whether the guest tried to pass its cap */
     int cgi_stdout;               /* -1 when not WAGI */
     bool cgi_overflow;
+    int64_t obs_mem;              /* linear memory counted for the live instance */
 } host_call;
 
 /* How an invocation ended. */
@@ -253,6 +293,47 @@ void host_error_response(keel_response *resp, const host_request *rq, int status
  * Returns 0, or -1 with why filled (resp may then hold some headers; the
  * caller frees it either way). */
 int host_cgi_parse(const char *out, size_t len, keel_response *resp, char *why, size_t whylen);
+/* --- obs.c: called where requests, invocations and calls begin and end --- */
+
+/* Builds h->metrics from the loaded components. */
+void host_obs_init(keel_host *h);
+void host_obs_free(keel_host *h);
+/* Request start: trace context from traceparent/tracestate (a malformed one
+ * is ignored: a new trace starts), the server span, the thread's log
+ * context. Pairs with host_obs_request_end on the same thread, which
+ * counts the request, writes the access log line and submits the span. */
+void host_obs_request_begin(host_request *rq, host_component *comp);
+void host_obs_request_end(host_request *rq, host_component *comp, const keel_route *route,
+                          const keel_response *resp);
+/* An invocation of comp starts (depth 0 or a __host_call callee) / ends.
+ * The end submits its span and charges its CPU time, minus its callees',
+ * to comp. outcome is a KEEL_CALL_* value; callee calls also count the
+ * (caller, callee) edge. */
+void host_obs_invoke_begin(host_request *rq, host_inv *inv, host_component *comp,
+                           const uint8_t *op, size_t op_len);
+void host_obs_invoke_end(host_request *rq, host_inv *inv, keel_call_outcome outcome);
+/* A trap in comp; remembered for /health. */
+void host_obs_trap(keel_host *h, host_component *comp, int kind);
+/* Instance accounting (call.c): created / released. */
+void host_obs_instance_begin(host_call *c);
+void host_obs_instance_end(host_call *c);
+/* A line of guest output, through comp's log rate limit. */
+void host_obs_guest_line(const host_component *comp, keel_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* --- health.c --- */
+enum { HOST_ADMIT_NORMAL = 0, HOST_ADMIT_PROBE = 1, HOST_ADMIT_REFUSE = 2 };
+/* Sets up every component's health record and starts the probe thread
+ * for components exporting keel_health; host_health_free stops it. */
+void host_health_init(keel_host *h);
+void host_health_free(keel_host *h);
+/* The breaker's decision for one more request or call into comp. */
+int host_circuit_admit(host_component *comp);
+/* The outcome of a request or call admitted as `admit`. */
+void host_circuit_record(host_component *comp, int admit, bool error);
+/* 0 closed, 1 open, 2 half-open. */
+int host_circuit_state(const host_component *comp);
+void host_health_trap(host_component *comp, int kind);
 
 /* --- wagi.c --- */
 void host_wagi_handle(host_request *rq, host_component *comp, const keel_route *route,

@@ -277,6 +277,7 @@ void host_wagi_handle(host_request *rq, host_component *comp, const keel_route *
         } else if (r.o.end == KEEL_RT_TRAPPED) {
             r.end = HOST_TRAPPED;
             host_trap_text(&r.o, comp, r.why, sizeof r.why);
+            host_obs_trap(rq->h, comp, r.o.trap);
         } else {
             exit_code = r.o.end == KEEL_RT_EXITED ? r.o.exit_code : 0;
         }

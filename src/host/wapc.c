@@ -115,8 +115,23 @@ static uint32_t HOST_FN(host_call)(CTX, uint32_t bd_ptr, uint32_t bd_len, uint32
         .rq = c->rq, .comp = to, .depth = c->depth + 1, .cgi_stdout = -1,
         .op = (const uint8_t *)op, .op_len = op_len, .payload = payload, .payload_len = len,
     };
+    int admit = host_circuit_admit(to);
+    if (admit == HOST_ADMIT_REFUSE) {
+        keel_metrics_call(c->rq->h->metrics, c->comp->index, to->index, KEEL_CALL_CIRCUIT_OPEN, 0);
+        return host_call_fail(c, "component %s is failing (circuit open); try again later",
+                              name);
+    }
     host_result r;
+    host_inv inv;
+    host_obs_invoke_begin(c->rq, &inv, to, callee.op, callee.op_len);
     host_wapc_run(&callee, &r);
+    host_obs_invoke_end(c->rq, &inv, r.end == HOST_OK ? KEEL_CALL_OK
+                                     : r.end != HOST_TRAPPED ? KEEL_CALL_ERROR
+                                     : r.o.trap == KEEL_TRAP_DEADLINE ? KEEL_CALL_DEADLINE
+                                                                      : KEEL_CALL_TRAP);
+    if (r.end == HOST_TRAPPED)
+        host_obs_trap(c->rq->h, to, r.o.trap);
+    host_circuit_record(to, admit, r.end != HOST_OK);
     uint32_t ok = 0;
     switch (r.end) {
     case HOST_OK:
@@ -183,7 +198,7 @@ static void HOST_FN(console_log)(CTX, uint32_t ptr, uint32_t len)
     const char *p = (const char *)host_guest_range(c, ptr, len);
     if (len > KEEL_HOST_MAX_LOG_BYTES)
         len = KEEL_HOST_MAX_LOG_BYTES;
-    keel_log(KEEL_LOG_INFO, c->comp->cfg->name, "request %s: %.*s", c->rq->id, (int)len, p);
+    host_obs_guest_line(c->comp, KEEL_LOG_INFO, "request %s: %.*s", c->rq->id, (int)len, p);
 }
 
 #define ENTRY(name, sig) { "wapc", "__" #name, sig, (void (*)(void))HOST_FN(name) }

@@ -30,6 +30,7 @@
 
 #include "base/errors.h"
 #include "obs/log.h"
+#include "obs/metrics.h"
 
 #include "http/srv_int.h"
 
@@ -222,6 +223,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     h2o_iovec_t id = request_id(lp, req);
 
     if (head_bytes(req) > KEEL_HTTP_MAX_HEADER_BYTES) {
+        keel_metrics_rejected(keel_metrics_global, (size_t)-1, KEEL_REJECT_HEADER);
         send_plain(req, 431, id, "request header fields too large", NULL, NULL, true);
         return 0;
     }
@@ -246,6 +248,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     uint64_t body_limit = cfg ? cfg->limits.body : KEEL_DEFAULT_BODY;
     uint64_t timeout = cfg ? cfg->limits.timeout_ns : KEEL_DEFAULT_TIMEOUT_NS;
     if (req->entity.base != NULL && req->entity.len > body_limit) {
+        keel_metrics_rejected(keel_metrics_global, m.component, KEEL_REJECT_BODY);
         send_plain(req, 413, id, "request body too large", NULL, NULL, false);
         return 0;
     }
@@ -281,6 +284,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         rl->j = NULL;
         s->ops->release(s->hctx, m.component);
         free(j);
+        keel_metrics_rejected(keel_metrics_global, m.component, KEEL_REJECT_QUEUE);
         send_plain(req, 503, id, "server busy", "Retry-After", "1", false);
         return 0;
     }

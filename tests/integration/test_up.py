@@ -144,7 +144,7 @@ def cgi_vars(text: str) -> dict:
     return out
 
 
-UP_COMPONENTS = ("hello", "caller", "trap", "cgi_env", "bad_cgi", "up_probe", "up_cgi")
+UP_COMPONENTS = ("hello", "caller", "trap", "cgi_env", "bad_cgi", "up_probe", "up_cgi", "obs_probe")
 
 
 @pytest.fixture(scope="session")
@@ -199,6 +199,8 @@ def start_keel(tmp_path, keel_bin, base_env, comp, warm_cache):
         argv = [str(keel_bin), "up", "-f", name]
         if listen is not None:
             argv += ["--listen", listen]
+        if "--admin-listen" not in args and "admin:" not in text:
+            argv += ["--admin-listen", "127.0.0.1:0"]   # never the shared default 9090
         argv += list(args)
         with open(log_path, "wb") as logf:
             proc = subprocess.Popen(argv, cwd=tmp_path, env={**base_env, **(env or {})},
@@ -457,7 +459,8 @@ def test_wagi_request_headers_and_body_via_stdin(start_keel):
     # cgi_env reads up to 4 KiB of stdin and prints it.
     assert v["BODY"] == body.decode(), r.text
     # Its stderr line went to keel's log, tagged with the component.
-    assert re.search(r"\[cgi\] request \S+: stderr: cgi_env served z=9", srv.log()), srv.tail()
+    assert re.search(r'"msg":"request \S+: stderr: cgi_env served z=9","component":"cgi"',
+                     srv.log()), srv.tail()
 
 
 def test_wagi_status_and_location_headers(start_keel):
@@ -791,7 +794,7 @@ def test_host_call_failure_modes(start_keel, payload, expect):
     assert r.status == 200, r
     assert r.text.startswith(expect), r
     # Logged (warn) under the caller's name.
-    assert re.search(r"warn \[a\]", srv.log()), srv.tail()
+    assert re.search(r'"level":"warn","msg":"[^\n]*","component":"a"', srv.log()), srv.tail()
     # The server is fine afterwards.
     assert srv.post("/a", b"b/call/c/echo/ok").body == b"ok"
 

@@ -22,6 +22,7 @@
 
 #include "engine/rt.h"
 #include "host/host.h"
+#include "obs/log.h"
 
 static char tmpdir[] = "/tmp/keel-test-host-XXXXXX";
 static char wasmdir[256];
@@ -877,5 +878,6 @@ int main(void)
         cmocka_unit_test_setup(load_errors_name_component_and_line, per_test),
         cmocka_unit_test_setup(threads_run_requests_concurrently, per_test),
     };
+    keel_log_fmt = KEEL_LOG_TEXT;   /* the assertions read "[component] msg" */
     return cmocka_run_group_tests(tests, setup, teardown);
 }

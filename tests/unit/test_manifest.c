@@ -227,12 +227,12 @@ static void defaults(void **state)
 static void unknown_keys(void **state)
 {
     (void)state;
-    EXPECT_ERR("listen: 127.0.0.1:1\nadmin: {}\n" HEAD,
-               "keel.yaml:2:1: unknown top-level key 'admin' (supported: listen, region, stores, "
-               "components)");
+    EXPECT_ERR("listen: 127.0.0.1:1\nadmn: {}\n" HEAD,
+               "keel.yaml:2:1: unknown top-level key 'admn' (supported: listen, region, stores, "
+               "admin, observability, components)");
     EXPECT_ERR(HEAD "    wsm: x\n",
                "keel.yaml:4:5: component a: unknown key 'wsm' (supported: wasm, abi, "
-               "routes, calls, config, env, files, limits, kv, residency)");
+               "routes, calls, config, env, files, limits, kv, residency, slo, circuit)");
     EXPECT_ERR(HEAD "    routes:\n      - path: /\n        verb: GET\n",
                "keel.yaml:6:9: component a: routes[0]: unknown key 'verb' (supported: "
                "path, methods, operation)");
@@ -517,12 +517,82 @@ static void directives_refused(void **state)
                "keel.yaml:1:1: YAML directives (lines starting with %) are not supported");
 }
 
+static void operability_sections(void **state)
+{
+    (void)state;
+    keel_manifest *m;
+    assert_int_equal(load("admin:\n  listen: 127.0.0.1:0\n  token_file: admin.token\n"
+                          "  audit_log: /var/log/keel-audit.jsonl\n"
+                          "observability:\n  log_level: warn\n  log_format: text\n"
+                          "  access_log: false\n  otlp_endpoint: http://127.0.0.1:4318\n"
+                          "  trace_sample: 0.25\n  guest_log_rate: 5\n"
+                          "  health_interval: 2s\n  health_timeout: 50ms\n" HEAD
+                          "    slo: { availability: 99.9, latency: { p: 0.99, under: 300ms } }\n"
+                          "    circuit: { error_ratio: 0.5, window: 5s, min_requests: 3, "
+                          "cooldown: 2s }\n", &m), 0);
+    assert_string_equal(m->admin.listen, "127.0.0.1:0");
+    assert_true(m->admin.listen_set);
+    assert_non_null(strstr(m->admin.token_file, "/admin.token"));
+    assert_int_equal(m->admin.token_file[0], '/');
+    assert_string_equal(m->admin.audit_log, "/var/log/keel-audit.jsonl");
+    assert_int_equal(m->obs.log_level, 2);
+    assert_int_equal(m->obs.log_format, 1);
+    assert_false(m->obs.access_log);
+    assert_string_equal(m->obs.otlp_endpoint, "http://127.0.0.1:4318");
+    assert_true(m->obs.trace_sample == 0.25);
+    assert_int_equal(m->obs.guest_log_rate, 5);
+    assert_int_equal(m->obs.health_interval_ns, 2000000000ull);
+    assert_int_equal(m->obs.health_timeout_ns, 50000000ull);
+    const keel_component_cfg *a = &m->components[0];
+    assert_true(a->slo.set && a->slo.has_latency);
+    assert_true(a->slo.availability == 99.9 && a->slo.latency_p == 0.99);
+    assert_int_equal(a->slo.latency_ns, 300000000ull);
+    assert_true(a->circuit.enabled && a->circuit.error_ratio == 0.5);
+    assert_int_equal(a->circuit.window_ns, 5000000000ull);
+    assert_int_equal(a->circuit.min_requests, 3);
+    assert_int_equal(a->circuit.cooldown_ns, 2000000000ull);
+    keel_manifest_free(m);
+
+    /* defaults */
+    assert_int_equal(load(HEAD, &m), 0);
+    assert_string_equal(m->admin.listen, "127.0.0.1:9090");
+    assert_false(m->admin.listen_set);
+    assert_null(m->admin.token_file);
+    assert_int_equal(m->obs.log_format, 0);
+    assert_true(m->obs.access_log);
+    assert_null(m->obs.otlp_endpoint);
+    assert_true(m->obs.trace_sample == 1.0);
+    assert_int_equal(m->obs.guest_log_rate, 1000);
+    assert_false(m->components[0].slo.set);
+    assert_false(m->components[0].circuit.enabled);
+    keel_manifest_free(m);
+
+    EXPECT_ERR("observability: [1]\n" HEAD,
+               "keel.yaml:1:16: 'observability' must be a mapping, got a sequence");
+    EXPECT_ERR("observability: { access_log: maybe }\n" HEAD,
+               "keel.yaml:1:30: observability: 'access_log' must be true or false, got 'maybe'");
+    EXPECT_ERR("observability: { guest_log_rate: 1.5 }\n" HEAD,
+               "keel.yaml:1:34: observability: guest_log_rate must be a whole number of lines "
+               "per second, got '1.5'");
+    EXPECT_ERR("observability: { health_interval: 1ms }\n" HEAD,
+               "keel.yaml:1:35: observability: 'health_interval' 1ms is out of bounds "
+               "(100ms to 3600s)");
+    EXPECT_ERR("admin: { token_file: '' }\n" HEAD,
+               "keel.yaml:1:22: admin: 'token_file' must not be empty");
+    EXPECT_ERR(HEAD "    slo: { availability: 99.9, latency: 300ms }\n",
+               "keel.yaml:4:41: component a: slo: 'latency' must be a mapping, got a string");
+    EXPECT_ERR(HEAD "    circuit: { error_ratio: 0 }\n",
+               "keel.yaml:4:29: component a: circuit: 'error_ratio' must be a number from "
+               "0.01 to 1, got '0'");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(full_manifest),
         cmocka_unit_test(defaults),
         cmocka_unit_test(unknown_keys),
+        cmocka_unit_test(operability_sections),
         cmocka_unit_test(wrong_types),
         cmocka_unit_test(missing_files),
         cmocka_unit_test(route_conflicts),

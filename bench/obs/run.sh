@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# bench/obs/run.sh — what operability costs: hello-world requests/s through
+# `keel up` with metrics + access log + tracing (sample 1.0, exported to a
+# local OTLP receiver) ON, against the same with all three OFF
+# (KEEL_METRICS=0, access_log: false, no otlp_endpoint), in one run.
+# Rounds alternate OFF/ON so drift on a shared machine hits both alike;
+# the report gives every round and the medians.
+#
+#   KEEL=build/keel bash bench/obs/run.sh
+#   BENCH_OBS_ROUNDS=3 BENCH_OBS_DURATION=10 BENCH_OBS_CONNS=32 BENCH_OBS_THREADS=2
+#
+# Needs wrk, python3, curl and the guests built (make guests).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+KEEL=$(realpath "${KEEL:-$root/build/keel}")
+BUILD=$(dirname "$KEEL")
+# What "on" turns on (comma-separated subset of metrics,access,trace), to
+# find which part costs what. The default is all three.
+ON=${BENCH_OBS_ON:-metrics,access,trace}
+ROUNDS=${BENCH_OBS_ROUNDS:-3}
+DUR=${BENCH_OBS_DURATION:-10}
+CONNS=${BENCH_OBS_CONNS:-32}
+THREADS=${BENCH_OBS_THREADS:-2}
+HELLO=$BUILD/components/hello.wasm
+[ -f "$HELLO" ] || make -C "$root" --no-print-directory BUILD="$(basename "$BUILD")" guests >/dev/null
+command -v wrk >/dev/null || { echo "bench/obs: wrk is not installed" >&2; exit 1; }
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# An OTLP/HTTP receiver that reads and discards (its parsing is not Keel's cost).
+otlp_port=$(free_port)
+python3 - "$otlp_port" >"$work/otlp.log" 2>&1 <<'PY' &
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_response(200); self.send_header("Content-Length", "0"); self.end_headers()
+    def log_message(self, *a): pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+PY
+pids+=($!)
+
+manifest() {   # $1 = on|off
+  local obs
+  if [ "$1" = on ]; then
+    local access=false trace=""
+    [[ ,$ON, == *,access,* ]] && access=true
+    [[ ,$ON, == *,trace,* ]] && trace=", otlp_endpoint: 'http://127.0.0.1:$otlp_port', trace_sample: 1.0"
+    obs="observability: { access_log: $access$trace }"
+  else
+    obs="observability: { access_log: false }"
+  fi
+  cat >"$work/keel-$1.yaml" <<YAML
+$obs
+components:
+  hello:
+    wasm: $HELLO
+    routes:
+      - path: /hello
+        operation: hello
+YAML
+}
+
+start() {   # $1 = on|off; prints "port admin_port"
+  local port aport env=()
+  port=$(free_port); aport=$(free_port)
+  if [ "$1" = off ] || [[ ,$ON, != *,metrics,* ]]; then env=(KEEL_METRICS=0); fi
+  manifest "$1"
+  env "${env[@]+"${env[@]}"}" "$KEEL" up -f "$work/keel-$1.yaml" --listen "127.0.0.1:$port" \
+      --admin-listen "127.0.0.1:$aport" >"$work/keel-$1.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 1 600); do
+    grep -q "listening on http" "$work/keel-$1.log" && break
+    sleep 0.1
+  done
+  echo "$port $aport"
+}
+
+# warm the optimized tier into the cache so both run the same code
+"$KEEL" compile --quiet --tier opt "$HELLO" >/dev/null
+read -r port_off admin_off < <(start off)
+read -r port_on admin_on < <(start on)
+for p in $port_off $port_on; do wrk -t1 -c4 -d2s "http://127.0.0.1:$p/hello" >/dev/null; done
+
+cpu() { curl -s "http://127.0.0.1:$1/metrics" | awk '/^process_cpu_seconds_total/ {print $2}'; }
+# One wrk round against port $1 (admin port $2): "REQ_PER_S CPU_US_PER_REQUEST", the
+# second from Keel's own process_cpu_seconds_total, which other load on the
+# machine disturbs far less than throughput.
+round() {
+  local c0 c1 out
+  c0=$(cpu "$2")
+  out=$(wrk -t"$THREADS" -c"$CONNS" -d"${DUR}s" "http://127.0.0.1:$1/hello")
+  c1=$(cpu "$2")
+  echo "$out" | awk -v c0="$c0" -v c1="$c1" '
+    / requests in / {n=$1} /Requests\/sec/ {r=$2}
+    END {printf "%s %.2f\n", r, (c1-c0)*1e6/n}'
+}
+off=(); on=(); offc=(); onc=()
+for r in $(seq 1 "$ROUNDS"); do
+  read -r a b < <(round "$port_off" "$admin_off"); off+=("$a"); offc+=("$b")
+  read -r a b < <(round "$port_on" "$admin_on"); on+=("$a"); onc+=("$b")
+  echo "round $r: off ${off[-1]} req/s (${offc[-1]} us CPU/req), on ${on[-1]} req/s (${onc[-1]} us CPU/req)"
+done
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2)? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+mo=$(median "${off[@]}"); mn=$(median "${on[@]}")
+mco=$(median "${offc[@]}"); mcn=$(median "${onc[@]}")
+spans=$(curl -s "http://127.0.0.1:$admin_on/metrics" | awk '/^keel_spans_(exported|dropped)_total/ {printf "%s=%s ", $1, $2}')
+lines=$(grep -c '"msg":"request"' "$work/keel-on.log" || true)
+echo "median: off $mo req/s, on $mn req/s, cost $(awk -v a="$mo" -v b="$mn" 'BEGIN {printf "%.1f%%", (a-b)*100/a}')"
+echo "median Keel CPU per request: off $mco us, on $mcn us, cost $(awk -v a="$mco" -v b="$mcn" 'BEGIN {printf "%.1f%%", (b-a)*100/a}')"
+echo "on: $spans access log lines=$lines"
+echo "on = $ON; cpus: $(nproc), wrk -t$THREADS -c$CONNS -d${DUR}s x $ROUNDS rounds, load before: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -1,0 +1,32 @@
+/* admin.h — the admin listener: its own thread running its own h2o event
+ * loop on a separate address (default 127.0.0.1:9090), serving
+ *
+ *   GET /metrics   Prometheus text format 0.0.4 (process, host, components)
+ *   GET /healthz   liveness: 200 while the process can serve
+ *   GET /readyz    200 when every component is loaded; 503 + JSON reason
+ *   GET /health    per-component JSON status (see keel_host_health)
+ *
+ * Reads only; the mutating endpoints (deploy) come later and will require
+ * the bearer token of admin.token_file. The host is attached once loaded
+ * (keel_admin_set_host); until then /readyz and /health answer 503. */
+#ifndef KEEL_ADMIN_ADMIN_H
+#define KEEL_ADMIN_ADMIN_H
+
+#include <stddef.h>
+
+#include "host/host.h"
+
+typedef struct keel_admin keel_admin;
+
+/* Binds listen ("host:port", port 0 picks one) and starts the thread.
+ * *port gets the bound port. 0, or a negative KEEL_E* with err filled. */
+int keel_admin_start(const char *listen, keel_admin **out, int *port, char *err,
+                     size_t errlen);
+/* Attaches (or with NULL detaches) the host whose state is served. The
+ * admin thread finishes any request using the old host before this
+ * returns, so the caller may free it afterwards. */
+void keel_admin_set_host(keel_admin *a, keel_host *h);
+/* Stops and joins the thread, closes the listener. NULL is fine. */
+void keel_admin_stop(keel_admin *a);
+
+#endif

@@ -1,0 +1,376 @@
+/* obs.c — the host's operability hooks: what a request, an invocation, a
+ * component call, a trap and an instance record in the metrics registry,
+ * the log (request context, access log, guest lines) and the trace (spans
+ * for the request, the routed component's invocation and every
+ * __host_call). host.c, wapc.c, wagi.c and call.c call these at the points
+ * where those things begin and end; nothing here takes a lock. */
+#include "host/host_int.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "base/proc.h"
+#include "base/sha256.h"
+
+static void *xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size);
+    if (!p)
+        abort();
+    return p;
+}
+
+static void on_log_drop(size_t comp)
+{
+    keel_metrics_log_dropped(keel_metrics_global, comp);
+}
+
+static void config_digest(keel_host *h);
+
+void host_obs_init(keel_host *h)
+{
+    size_t n = h->ncomps;
+    keel_log_guest_limit(n, h->m->obs.guest_log_rate);
+    keel_log_on_drop = on_log_drop;
+    config_digest(h);
+    /* KEEL_METRICS=0: no registry (every record is then one NULL test);
+     * for measuring what counting costs (bench/obs/run.sh). */
+    const char *off = getenv("KEEL_METRICS");
+    if (off && !strcmp(off, "0"))
+        return;
+    const char **names = xcalloc(n, sizeof *names);
+    size_t *nroutes = xcalloc(n, sizeof *nroutes), *ncalls = xcalloc(n, sizeof *ncalls);
+    const char ***routes = xcalloc(n, sizeof *routes);
+    const size_t **calls = xcalloc(n, sizeof *calls);
+    char **labels = NULL;
+    size_t nlabels = 0, total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += h->comps[i].cfg->nroutes;
+    labels = xcalloc(total, sizeof *labels);
+    for (size_t i = 0; i < n; i++) {
+        const keel_component_cfg *cfg = h->comps[i].cfg;
+        names[i] = cfg->name;
+        nroutes[i] = cfg->nroutes;
+        routes[i] = xcalloc(cfg->nroutes, sizeof **routes);
+        for (size_t j = 0; j < cfg->nroutes; j++) {
+            const keel_route *r = &cfg->routes[j];
+            size_t len = strlen(r->path) + 2;
+            char *l = malloc(len);
+            if (!l)
+                abort();
+            snprintf(l, len, "%s%s", r->path, r->prefix ? "*" : "");
+            labels[nlabels++] = l;
+            routes[i][j] = l;
+        }
+        ncalls[i] = h->comps[i].ncalls;
+        calls[i] = h->comps[i].calls;
+    }
+    const char *traps[KEEL_TRAP_HOST + 1];
+    for (int k = 0; k <= KEEL_TRAP_HOST; k++)
+        traps[k] = keel_trap_kind_name((keel_trap_kind)k);
+    keel_metrics_schema s = {
+        .ncomps = n, .comps = names, .nroutes = nroutes,
+        .routes = (const char *const *const *)routes, .ncalls = ncalls, .calls = calls,
+        .ntrap_kinds = KEEL_TRAP_HOST + 1, .trap_kinds = traps,
+    };
+    h->metrics = keel_metrics_new(&s);
+    keel_metrics_global = h->metrics;
+    for (size_t i = 0; i < nlabels; i++)
+        free(labels[i]);
+    for (size_t i = 0; i < n; i++)
+        free((void *)routes[i]);
+    free(labels);
+    free(routes);
+    free(names);
+    free(nroutes);
+    free(ncalls);
+    free((void *)calls);
+
+}
+
+/* The manifest's digest: which configuration is running. */
+static void config_digest(keel_host *h)
+{
+    char *text = NULL, why[128];
+    size_t len = 0;
+    snprintf(h->config_digest, sizeof h->config_digest, "none");
+    if (h->m->path && keel_read_file(h->m->path, KEEL_MAX_MANIFEST_BYTES, &text, &len, why,
+                                     sizeof why) == 0) {
+        char hex[65];
+        keel_sha256_hex(text, len, hex);
+        snprintf(h->config_digest, sizeof h->config_digest, "%.16s", hex);
+    }
+    free(text);
+}
+
+void host_obs_free(keel_host *h)
+{
+    if (keel_metrics_global == h->metrics)
+        keel_log_on_drop = NULL;
+    keel_metrics_free(h->metrics);
+    h->metrics = NULL;
+}
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Reading a thread's CPU clock is a system call (about 2 us on a loaded
+ * VM): one request in KEEL_OBS_CPU_SAMPLE per thread is measured, the first
+ * one included, and its invocations' CPU time counted that many times. */
+#define KEEL_OBS_CPU_SAMPLE 8u
+static _Thread_local unsigned tl_cpu_turn;
+
+static uint64_t cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static const keel_header *find_header(const keel_request *req, const char *name)
+{
+    size_t n = strlen(name);
+    for (size_t i = 0; i < req->nheaders; i++)
+        if (req->headers[i].name_len == n && strncasecmp(req->headers[i].name, name, n) == 0)
+            return &req->headers[i];
+    return NULL;
+}
+
+/* A tracestate worth keeping: printable ASCII, within the bound. */
+static bool state_ok(const char *v, size_t len)
+{
+    if (len == 0 || len >= KEEL_TRACE_MAX_STATE)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (v[i] < 0x20 || v[i] > 0x7e)
+            return false;
+    return true;
+}
+
+void host_obs_request_begin(host_request *rq, host_component *comp)
+{
+    (void)comp;
+    host_req_obs *o = &rq->obs;
+    o->start_mono = mono_ns();
+    o->start_real = keel_tracer_on() ? keel_trace_now_ns() : 0;
+    o->cpu_sampled = rq->h->metrics && tl_cpu_turn++ % KEEL_OBS_CPU_SAMPLE == 0;
+    const keel_request *req = rq->req;
+    const keel_header *tp = req->headers ? find_header(req, "traceparent") : NULL;
+    if (tp && keel_traceparent_parse(tp->value, tp->value_len, &o->tc)) {
+        o->has_parent = true;
+        const keel_header *ts = find_header(req, "tracestate");
+        if (ts && state_ok(ts->value, ts->value_len))
+            keel_span_text(o->tc.state, sizeof o->tc.state, ts->value, ts->value_len);
+    } else {
+        keel_trace_new_id(o->tc.trace_id, 16);
+        o->tc.sampled = keel_trace_sample_new();
+    }
+    keel_trace_new_id(o->server_span, 8);
+    keel_trace_hex(o->tc.trace_id, 16, o->trace_hex);
+    keel_trace_hex(o->server_span, 8, o->span_hex);
+    o->lc = (keel_log_ctx){ .request_id = rq->id, .trace_id = o->trace_hex,
+                            .span_id = o->span_hex };
+    o->prev_lc = keel_log_ctx_set(&o->lc);
+}
+
+static void route_label(const keel_route *route, char *buf, size_t len)
+{
+    if (route)
+        snprintf(buf, len, "%s%s", route->path, route->prefix ? "*" : "");
+    else
+        snprintf(buf, len, "-");
+}
+
+void host_obs_request_end(host_request *rq, host_component *comp, const keel_route *route,
+                          const keel_response *resp)
+{
+    host_req_obs *o = &rq->obs;
+    uint64_t dur = mono_ns() - o->start_mono;
+    const keel_request *req = rq->req;
+    int method = keel_metrics_method(req->method ? req->method : "", req->method_len);
+    size_t ridx = route && comp->cfg->nroutes && route >= comp->cfg->routes &&
+                  route < comp->cfg->routes + comp->cfg->nroutes
+                ? (size_t)(route - comp->cfg->routes) : (size_t)-1;
+    keel_metrics *m = rq->h->metrics;
+    keel_metrics_request(m, comp->index, ridx, method, resp->status, dur);
+    if (resp->status == 504)
+        keel_metrics_deadline(m, comp->index);
+    char rl[300];
+    route_label(route, rl, sizeof rl);
+    if (rq->h->m->obs.access_log && KEEL_LOG_INFO >= keel_log_min) {
+        char path[512];
+        keel_span_text(path, sizeof path, req->path, req->path ? req->path_len : 0);
+        keel_log_fields f = { .status = resp->status, .duration_ms = (double)dur / 1e6,
+                              .method = req->method, .path = path, .route = rl };
+        keel_log_fields_queue(KEEL_LOG_INFO, comp->cfg->name, &f, "request");
+    }
+    if (o->tc.sampled && keel_tracer_on()) {
+        keel_span s;
+        memset(&s, 0, sizeof s);
+        memcpy(s.trace_id, o->tc.trace_id, 16);
+        memcpy(s.span_id, o->server_span, 8);
+        if (o->has_parent)
+            memcpy(s.parent_id, o->tc.span_id, 8);
+        s.kind = KEEL_SPAN_SERVER;
+        s.error = resp->status >= 500;
+        s.start_ns = o->start_real;
+        s.end_ns = keel_trace_now_ns();
+        s.http_status = resp->status;
+        snprintf(s.name, sizeof s.name, "%.15s %.47s", req->method ? req->method : "", rl);
+        keel_span_text(s.component, sizeof s.component, comp->cfg->name,
+                       strlen(comp->cfg->name));
+        keel_span_text(s.route, sizeof s.route, rl, strlen(rl));
+        keel_span_text(s.method, sizeof s.method, req->method, req->method_len);
+        keel_span_text(s.request_id, sizeof s.request_id, rq->id, strlen(rq->id));
+        keel_span_text(s.state, sizeof s.state, o->tc.state, strlen(o->tc.state));
+        keel_span_submit(&s);
+    }
+    keel_log_ctx_set(o->prev_lc);
+}
+
+void host_obs_invoke_begin(host_request *rq, host_inv *inv, host_component *comp,
+                           const uint8_t *op, size_t op_len)
+{
+    host_req_obs *o = &rq->obs;
+    memset(inv, 0, sizeof *inv);
+    inv->parent = o->cur;
+    inv->comp = comp;
+    inv->op = (const char *)op;
+    inv->op_len = op_len;
+    inv->start_mono = mono_ns();
+    inv->cpu_start = o->cpu_sampled ? cpu_ns() : 0;
+    if (o->tc.sampled && keel_tracer_on())
+        inv->start_real = keel_trace_now_ns();
+    keel_trace_new_id(inv->span_id, 8);
+    keel_trace_hex(inv->span_id, 8, inv->span_hex);
+    o->cur = inv;
+    o->lc.span_id = inv->span_hex;
+}
+
+static const char *const outcome_text[] = {
+    "ok", "error", "trap", "deadline", "refused", "circuit_open",
+};
+
+void host_obs_invoke_end(host_request *rq, host_inv *inv, keel_call_outcome outcome)
+{
+    host_req_obs *o = &rq->obs;
+    uint64_t total_cpu = o->cpu_sampled ? cpu_ns() - inv->cpu_start : 0;
+    uint64_t self_cpu = total_cpu > inv->child_cpu ? total_cpu - inv->child_cpu : 0;
+    keel_metrics *m = rq->h->metrics;
+    if (o->cpu_sampled)
+        keel_metrics_cpu(m, inv->comp->index, self_cpu * KEEL_OBS_CPU_SAMPLE);
+    host_inv *parent = inv->parent;
+    if (parent) {
+        parent->child_cpu += total_cpu;
+        keel_metrics_call(m, parent->comp->index, inv->comp->index, outcome,
+                          mono_ns() - inv->start_mono);
+    }
+    if (o->tc.sampled && keel_tracer_on()) {
+        keel_span s;
+        memset(&s, 0, sizeof s);
+        memcpy(s.trace_id, o->tc.trace_id, 16);
+        memcpy(s.span_id, inv->span_id, 8);
+        memcpy(s.parent_id, parent ? parent->span_id : o->server_span, 8);
+        s.kind = parent ? KEEL_SPAN_CLIENT : KEEL_SPAN_INTERNAL;
+        s.error = outcome != KEEL_CALL_OK;
+        s.start_ns = inv->start_real;
+        s.end_ns = keel_trace_now_ns();
+        const char *name = inv->comp->cfg->name;
+        int ol = inv->op_len > 40 ? 40 : (int)inv->op_len;
+        snprintf(s.name, sizeof s.name, "%s %.20s/%.*s", parent ? "call" : "invoke", name, ol,
+                 inv->op ? inv->op : "");
+        keel_span_text(s.component, sizeof s.component, name, strlen(name));
+        keel_span_text(s.operation, sizeof s.operation, inv->op, inv->op ? inv->op_len : 0);
+        if (parent)
+            keel_span_text(s.caller, sizeof s.caller, parent->comp->cfg->name,
+                           strlen(parent->comp->cfg->name));
+        keel_span_text(s.outcome, sizeof s.outcome, outcome_text[outcome],
+                       strlen(outcome_text[outcome]));
+        keel_span_text(s.request_id, sizeof s.request_id, rq->id, strlen(rq->id));
+        keel_span_submit(&s);
+    }
+    o->cur = parent;
+    o->lc.span_id = parent ? parent->span_hex : o->span_hex;
+}
+
+void host_obs_trap(keel_host *h, host_component *comp, int kind)
+{
+    keel_metrics_trap(h->metrics, comp->index, kind);
+    host_health_trap(comp, kind);
+}
+
+void host_obs_instance_begin(host_call *c)
+{
+    if (c->is_template || !c->rq || !c->rq->h)
+        return;
+    c->obs_mem = c->ctx.mem ? (int64_t)c->ctx.mem->size : 0;
+    keel_metrics_instance(c->rq->h->metrics, c->comp->index, true, c->obs_mem);
+}
+
+void host_obs_instance_end(host_call *c)
+{
+    if (c->is_template || !c->rq || !c->rq->h || !c->obs_mem)
+        return;
+    keel_metrics_instance(c->rq->h->metrics, c->comp->index, false, -c->obs_mem);
+    c->obs_mem = 0;
+}
+
+void host_obs_guest_line(const host_component *comp, keel_log_level level, const char *fmt, ...)
+{
+    if (level < keel_log_min)
+        return;
+    char msg[KEEL_HOST_MAX_LOG_BYTES + 256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    keel_log_guest(comp->index, comp->cfg->name, level, "%s", msg);
+}
+
+/* ---- the host's part of /metrics ---- */
+
+void keel_host_metrics(keel_host *h, keel_buf *b)
+{
+    keel_metrics_render(h->metrics, b);
+    keel_prom_family(b, "keel_inflight_requests", "gauge",
+                     "Requests admitted to the component and not yet answered.");
+    for (size_t i = 0; i < h->ncomps; i++) {
+        const char *l[] = { "component", h->comps[i].cfg->name };
+        keel_prom_sample_u(b, "keel_inflight_requests", l, 1, atomic_load(&h->comps[i].inflight));
+    }
+    keel_prom_family(b, "keel_component_info", "gauge",
+                     "Always 1: the component's module version (wasm sha256 prefix) and tier.");
+    for (size_t i = 0; i < h->ncomps; i++) {
+        char ver[13];
+        snprintf(ver, sizeof ver, "%.12s", keel_module_digest(atomic_load(&h->comps[i].code)->mod));
+        const char *l[] = { "component", h->comps[i].cfg->name, "version", ver, "tier",
+                            keel_module_tier(atomic_load(&h->comps[i].code)->mod) };
+        keel_prom_sample_u(b, "keel_component_info", l, 3, 1);
+    }
+    keel_prom_family(b, "keel_compile_seconds", "gauge",
+                     "Time to load and compile the component's module at start, by tier.");
+    for (size_t i = 0; i < h->ncomps; i++) {
+        const char *l[] = { "component", h->comps[i].cfg->name, "tier",
+                            keel_module_tier(atomic_load(&h->comps[i].code)->mod) };
+        keel_prom_sample(b, "keel_compile_seconds", l, 2, h->comps[i].compile_seconds);
+    }
+    keel_prom_family(b, "keel_circuit_state", "gauge",
+                     "Circuit breaker: 0 closed, 1 open (failing fast), 2 half-open (probing).");
+    for (size_t i = 0; i < h->ncomps; i++) {
+        const char *l[] = { "component", h->comps[i].cfg->name };
+        keel_prom_sample_u(b, "keel_circuit_state", l, 1,
+                           (uint64_t)host_circuit_state(&h->comps[i]));
+    }
+    keel_prom_family(b, "keel_config_digest_info", "gauge",
+                     "Always 1: sha256 prefix of the manifest file running.");
+    const char *l[] = { "digest", h->config_digest };
+    keel_prom_sample_u(b, "keel_config_digest_info", l, 1, 1);
+}

@@ -1,0 +1,432 @@
+/* otlp.c — the span rings and the OTLP/HTTP JSON exporter thread.
+ *
+ * Each thread that submits a span owns one single-producer ring of
+ * KEEL_TRACE_RING_SPANS spans (registered once, under a mutex); the
+ * exporter is the only consumer. A full ring drops the span and counts it.
+ * Every KEEL_TRACE_FLUSH_MS (or sooner when a ring is half full) the
+ * exporter drains the rings into batches of at most KEEL_TRACE_BATCH_SPANS
+ * and POSTs each to ENDPOINT/v1/traces with a plain blocking socket and
+ * KEEL_TRACE_IO_TIMEOUT_MS timeouts; a batch that cannot be delivered (no
+ * connection, timeout, non-2xx) is dropped and counted. */
+#include "obs/trace.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "obs/log.h"
+#include "obs/prom.h"
+
+typedef struct ring {
+    struct ring *next;
+    _Atomic uint64_t head, tail;     /* consumer, producer */
+    keel_span slots[KEEL_TRACE_RING_SPANS];
+} ring;
+
+typedef struct tracer {
+    char host[256], port[8], path[256];
+    double sample;
+    keel_metrics *m;
+    pthread_t thread;
+    pthread_mutex_t mu;              /* the ring list; the wake-up */
+    pthread_cond_t cv;
+    ring *rings;
+    atomic_bool stop;
+    bool failing;                    /* for logging state changes once */
+} tracer;
+
+static tracer *_Atomic T;
+static tracer *volatile stopped; /* keeps a stopped tracer's rings reachable (a thread
+                                   * abandoned mid-request may still hold one) */
+static _Thread_local ring *tl_ring;
+static _Thread_local tracer *tl_owner;
+
+bool keel_tracer_on(void)
+{
+    return atomic_load_explicit(&T, memory_order_relaxed) != NULL;
+}
+
+bool keel_trace_sample_new(void)
+{
+    tracer *t = atomic_load_explicit(&T, memory_order_acquire);
+    if (!t || t->sample <= 0)
+        return false;
+    return t->sample >= 1 || keel_trace_uniform() < t->sample;
+}
+
+void keel_span_submit(const keel_span *s)
+{
+    tracer *t = atomic_load_explicit(&T, memory_order_acquire);
+    if (!t)
+        return;
+    if (tl_owner != t) {
+        ring *r = calloc(1, sizeof *r);
+        if (!r)
+            abort();
+        pthread_mutex_lock(&t->mu);
+        r->next = t->rings;
+        t->rings = r;
+        pthread_mutex_unlock(&t->mu);
+        tl_ring = r;
+        tl_owner = t;
+    }
+    ring *r = tl_ring;
+    uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+    uint64_t head = atomic_load_explicit(&r->head, memory_order_acquire);
+    if (tail - head >= KEEL_TRACE_RING_SPANS) {
+        keel_metrics_spans(t->m, 0, 1);
+        return;
+    }
+    r->slots[tail % KEEL_TRACE_RING_SPANS] = *s;
+    atomic_store_explicit(&r->tail, tail + 1, memory_order_release);
+    if (tail - head + 1 == KEEL_TRACE_RING_SPANS / 2)
+        pthread_cond_signal(&t->cv);   /* no mutex: a lost wake-up costs one flush period */
+}
+
+/* ---- JSON ---- */
+
+/* The exporter builds ~600 bytes of JSON per span: plain appends, no
+ * printf, keep it cheap (it shares the CPUs with requests). */
+static void put_lit(keel_buf *b, const char *s)
+{
+    keel_buf_put(b, s, strlen(s));
+}
+
+static void put_u64(keel_buf *b, uint64_t v)
+{
+    char tmp[24];
+    size_t n = sizeof tmp;
+    do {
+        tmp[--n] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    keel_buf_put(b, tmp + n, sizeof tmp - n);
+}
+
+static void put_hex(keel_buf *b, const uint8_t *id, size_t len)
+{
+    char hex[33];
+    keel_trace_hex(id, len, hex);
+    keel_buf_put(b, hex, 2 * len);
+}
+
+static void attr_str(keel_buf *b, bool *first, const char *key, const char *v)
+{
+    if (!v || !v[0])
+        return;
+    put_lit(b, *first ? "{\"key\":\"" : ",{\"key\":\"");
+    put_lit(b, key);
+    put_lit(b, "\",\"value\":{\"stringValue\":\"");
+    keel_buf_json(b, v);
+    put_lit(b, "\"}}");
+    *first = false;
+}
+
+static bool all_zero(const uint8_t *id, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (id[i])
+            return false;
+    return true;
+}
+
+static void span_json(keel_buf *b, const keel_span *s, bool first)
+{
+    put_lit(b, first ? "{\"traceId\":\"" : ",{\"traceId\":\"");
+    put_hex(b, s->trace_id, 16);
+    put_lit(b, "\",\"spanId\":\"");
+    put_hex(b, s->span_id, 8);
+    if (!all_zero(s->parent_id, 8)) {
+        put_lit(b, "\",\"parentSpanId\":\"");
+        put_hex(b, s->parent_id, 8);
+    }
+    put_lit(b, "\",\"name\":\"");
+    keel_buf_json(b, s->name);
+    put_lit(b, "\",\"kind\":");
+    put_u64(b, (uint64_t)s->kind);
+    put_lit(b, ",\"startTimeUnixNano\":\"");
+    put_u64(b, s->start_ns);
+    put_lit(b, "\",\"endTimeUnixNano\":\"");
+    put_u64(b, s->end_ns);
+    put_lit(b, "\"");
+    if (s->state[0]) {
+        put_lit(b, ",\"traceState\":\"");
+        keel_buf_json(b, s->state);
+        put_lit(b, "\"");
+    }
+    put_lit(b, ",\"attributes\":[");
+    bool f = true;
+    attr_str(b, &f, "keel.component", s->component);
+    attr_str(b, &f, "keel.operation", s->operation);
+    attr_str(b, &f, "keel.caller", s->caller);
+    attr_str(b, &f, "keel.outcome", s->outcome);
+    attr_str(b, &f, "keel.request_id", s->request_id);
+    attr_str(b, &f, "http.route", s->route);
+    attr_str(b, &f, "http.request.method", s->method);
+    if (s->http_status) {
+        put_lit(b, f ? "" : ",");
+        put_lit(b, "{\"key\":\"http.response.status_code\",\"value\":{\"intValue\":\"");
+        put_u64(b, (uint64_t)s->http_status);
+        put_lit(b, "\"}}");
+    }
+    put_lit(b, s->error ? "],\"status\":{\"code\":2}}" : "],\"status\":{\"code\":1}}");
+}
+
+/* ---- HTTP ---- */
+
+static int wait_fd(int fd, short ev)
+{
+    struct pollfd p = { .fd = fd, .events = ev };
+    int r;
+    do
+        r = poll(&p, 1, KEEL_TRACE_IO_TIMEOUT_MS);
+    while (r < 0 && errno == EINTR);
+    return r == 1 ? 0 : -1;
+}
+
+/* POSTs body; 0 on a 2xx answer. why gets the reason otherwise. */
+static int post(tracer *t, const keel_buf *body, char *why, size_t whylen)
+{
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
+    struct addrinfo *res = NULL;
+    int rc = getaddrinfo(t->host, t->port, &hints, &res);
+    if (rc != 0) {
+        snprintf(why, whylen, "%s: %s", t->host, gai_strerror(rc));
+        return -1;
+    }
+    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+        freeaddrinfo(res);
+        snprintf(why, whylen, "socket: %s", strerror(errno));
+        return -1;
+    }
+    int ok = -1;
+    if (connect(fd, res->ai_addr, res->ai_addrlen) != 0 && errno != EINPROGRESS) {
+        snprintf(why, whylen, "connect %s:%s: %s", t->host, t->port, strerror(errno));
+        goto out;
+    }
+    int soerr = 0;
+    socklen_t sl = sizeof soerr;
+    if (wait_fd(fd, POLLOUT) || getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) || soerr) {
+        snprintf(why, whylen, "connect %s:%s: %s", t->host, t->port,
+                 soerr ? strerror(soerr) : "timed out");
+        goto out;
+    }
+    char head[768];
+    int hn = snprintf(head, sizeof head, "POST %s HTTP/1.1\r\nHost: %s:%s\r\n"
+                      "Content-Type: application/json\r\nContent-Length: %zu\r\n"
+                      "Connection: close\r\n\r\n", t->path, t->host, t->port, body->len);
+    const char *parts[2] = { head, body->data ? body->data : "" };
+    size_t lens[2] = { (size_t)hn, body->len };
+    for (int i = 0; i < 2; i++) {
+        size_t off = 0;
+        while (off < lens[i]) {
+            ssize_t w = send(fd, parts[i] + off, lens[i] - off, MSG_NOSIGNAL);
+            if (w < 0 && (errno == EAGAIN || errno == EINTR)) {
+                if (wait_fd(fd, POLLOUT)) {
+                    snprintf(why, whylen, "send: timed out");
+                    goto out;
+                }
+                continue;
+            }
+            if (w <= 0) {
+                snprintf(why, whylen, "send: %s", strerror(errno));
+                goto out;
+            }
+            off += (size_t)w;
+        }
+    }
+    char resp[64];
+    size_t got = 0;
+    while (got < 12) {
+        if (wait_fd(fd, POLLIN)) {
+            snprintf(why, whylen, "no answer within %u ms", KEEL_TRACE_IO_TIMEOUT_MS);
+            goto out;
+        }
+        ssize_t r = recv(fd, resp + got, sizeof resp - 1 - got, 0);
+        if (r < 0 && (errno == EAGAIN || errno == EINTR))
+            continue;
+        if (r <= 0) {
+            snprintf(why, whylen, "connection closed before an answer");
+            goto out;
+        }
+        got += (size_t)r;
+    }
+    resp[got] = 0;
+    if (strncmp(resp, "HTTP/1.", 7) == 0 && resp[9] == '2')
+        ok = 0;
+    else
+        snprintf(why, whylen, "collector answered %.12s", resp);
+out:
+    close(fd);
+    freeaddrinfo(res);
+    return ok;
+}
+
+/* Drains up to KEEL_TRACE_BATCH_SPANS spans into b; returns how many. */
+static size_t drain(tracer *t, keel_buf *b)
+{
+    size_t n = 0;
+    keel_buf_puts(b, "{\"resourceSpans\":[{\"resource\":{\"attributes\":[{\"key\":"
+                  "\"service.name\",\"value\":{\"stringValue\":\"keel\"}}]},\"scopeSpans\":"
+                  "[{\"scope\":{\"name\":\"keel\"},\"spans\":[");
+    pthread_mutex_lock(&t->mu);
+    ring *rings = t->rings;
+    pthread_mutex_unlock(&t->mu);
+    for (ring *r = rings; r && n < KEEL_TRACE_BATCH_SPANS; r = r->next) {
+        uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+        uint64_t tail = atomic_load_explicit(&r->tail, memory_order_acquire);
+        while (head < tail && n < KEEL_TRACE_BATCH_SPANS) {
+            span_json(b, &r->slots[head % KEEL_TRACE_RING_SPANS], n == 0);
+            head++;
+            n++;
+        }
+        atomic_store_explicit(&r->head, head, memory_order_release);
+    }
+    keel_buf_puts(b, "]}]}]}");
+    return n;
+}
+
+static void flush(tracer *t)
+{
+    for (;;) {
+        keel_buf b = { 0 };
+        size_t n = drain(t, &b);
+        if (!n) {
+            keel_buf_free(&b);
+            return;
+        }
+        char why[300];
+        if (post(t, &b, why, sizeof why) == 0) {
+            keel_metrics_spans(t->m, n, 0);
+            if (t->failing)
+                keel_log(KEEL_LOG_INFO, "trace", "exporting spans to %s:%s again", t->host,
+                         t->port);
+            t->failing = false;
+        } else {
+            keel_metrics_spans(t->m, 0, n);
+            if (!t->failing)
+                keel_log(KEEL_LOG_WARN, "trace", "cannot export spans (%s); dropping them "
+                         "until the collector answers", why);
+            t->failing = true;
+        }
+        keel_buf_free(&b);
+        if (n < KEEL_TRACE_BATCH_SPANS)
+            return;
+    }
+}
+
+static void *exporter_main(void *arg)
+{
+    tracer *t = arg;
+    while (!atomic_load(&t->stop)) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += (long)KEEL_TRACE_FLUSH_MS * 1000000L;
+        ts.tv_sec += ts.tv_nsec / 1000000000L;
+        ts.tv_nsec %= 1000000000L;
+        pthread_mutex_lock(&t->mu);
+        pthread_cond_timedwait(&t->cv, &t->mu, &ts);
+        pthread_mutex_unlock(&t->mu);
+        flush(t);
+    }
+    flush(t);
+    return NULL;
+}
+
+/* "http://HOST[:PORT][/PREFIX]" into host, port and PREFIX + "/v1/traces". */
+static int parse_endpoint(tracer *t, const char *ep, char *err, size_t errlen)
+{
+    if (strncmp(ep, "http://", 7) != 0) {
+        snprintf(err, errlen, "otlp_endpoint '%s' must start with http:// (OTLP/HTTP)", ep);
+        return -1;
+    }
+    const char *h = ep + 7, *slash = strchr(h, '/');
+    size_t hl = slash ? (size_t)(slash - h) : strlen(h);
+    const char *prefix = slash ? slash : "";
+    size_t pl = strlen(prefix);
+    while (pl && prefix[pl - 1] == '/')
+        pl--;
+    char hp[300];
+    if (hl == 0 || hl >= sizeof hp || pl + 12 >= sizeof t->path) {
+        snprintf(err, errlen, "otlp_endpoint '%s': expected http://HOST:PORT", ep);
+        return -1;
+    }
+    memcpy(hp, h, hl);
+    hp[hl] = 0;
+    char *colon = strrchr(hp, ':'), *close = strrchr(hp, ']');
+    const char *port = "4318";
+    if (colon && (!close || colon > close)) {
+        *colon = 0;
+        port = colon + 1;
+        char *end;
+        long p = strtol(port, &end, 10);
+        if (!*port || *end || p < 1 || p > 65535) {
+            snprintf(err, errlen, "otlp_endpoint '%s': bad port", ep);
+            return -1;
+        }
+    }
+    char *host = hp;
+    if (host[0] == '[') {
+        host++;
+        char *c = strchr(host, ']');
+        if (c)
+            *c = 0;
+    }
+    if (!host[0] || strlen(host) >= sizeof t->host) {
+        snprintf(err, errlen, "otlp_endpoint '%s': no host", ep);
+        return -1;
+    }
+    memcpy(t->host, host, strlen(host) + 1);   /* checked shorter than t->host above */
+    snprintf(t->port, sizeof t->port, "%s", port);
+    snprintf(t->path, sizeof t->path, "%.*s/v1/traces", (int)pl, prefix);
+    return 0;
+}
+
+int keel_tracer_start(const char *endpoint, double sample, keel_metrics *m, char *err,
+                      size_t errlen)
+{
+    tracer *t = calloc(1, sizeof *t);
+    if (!t)
+        abort();
+    if (parse_endpoint(t, endpoint, err, errlen)) {
+        free(t);
+        return -1;
+    }
+    t->sample = sample;
+    t->m = m;
+    pthread_mutex_init(&t->mu, NULL);
+    pthread_cond_init(&t->cv, NULL);
+    if (pthread_create(&t->thread, NULL, exporter_main, t) != 0) {
+        snprintf(err, errlen, "cannot start the span exporter thread");
+        free(t);
+        return -1;
+    }
+    atomic_store(&T, t);
+    keel_log(KEEL_LOG_INFO, "trace", "exporting spans to http://%s:%s%s (sample %g)", t->host,
+             t->port, t->path, sample);
+    return 0;
+}
+
+void keel_tracer_stop(void)
+{
+    tracer *t = atomic_exchange(&T, NULL);
+    if (!t)
+        return;
+    stopped = t;
+    atomic_store(&t->stop, true);
+    pthread_cond_signal(&t->cv);
+    pthread_join(t->thread, NULL);
+    /* Rings stay: threads that still hold tl_ring may not be done with it
+     * (they check T first, but a submit may be in flight). Process exit
+     * reclaims them. */
+}

@@ -1,0 +1,280 @@
+/* test_obs.c — src/obs: traceparent parsing and formatting, the metrics
+ * registry (shards from several threads merged, bounds, escaping) and the
+ * logger (JSON fields, escaping, request context, guest rate limit). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "obs/log.h"
+#include "obs/metrics.h"
+#include "obs/prom.h"
+#include "obs/trace.h"
+
+/* ---- traceparent ---- */
+
+static bool tp(const char *s, keel_trace_ctx *c)
+{
+    return keel_traceparent_parse(s, strlen(s), c);
+}
+
+static void traceparent_good(void **state)
+{
+    (void)state;
+    keel_trace_ctx c;
+    assert_true(tp("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", &c));
+    assert_true(c.sampled);
+    assert_int_equal(c.trace_id[0], 0x4b);
+    assert_int_equal(c.span_id[7], 0xb7);
+    char out[56];
+    keel_traceparent_format(&c, out);
+    assert_string_equal(out, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+    assert_true(tp("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00", &c));
+    assert_false(c.sampled);
+    /* a later version with more fields: read by its 00 prefix */
+    assert_true(tp("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra", &c));
+    /* surrounding blanks are tolerated */
+    assert_true(tp(" 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01 ", &c));
+}
+
+static void traceparent_bad(void **state)
+{
+    (void)state;
+    keel_trace_ctx c;
+    static const char *const bad[] = {
+        "",
+        "00",
+        "garbage",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0",      /* short */
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x",   /* 00 with extra */
+        "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",     /* version ff */
+        "00-00000000000000000000000000000000-00f067aa0ba902b7-01",     /* zero trace */
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",     /* zero span */
+        "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",     /* upper case */
+        "00-4bf92f3577b34da6a3ce929d0e0e473g-00f067aa0ba902b7-01",     /* not hex */
+        "00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",     /* separator */
+        "0x-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-zz",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        assert_false(tp(bad[i], &c));
+    /* never reads past the given length */
+    const char *s = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    for (size_t n = 0; n < strlen(s); n++)
+        assert_false(keel_traceparent_parse(s, n, &c));
+}
+
+static void ids_are_random_and_nonzero(void **state)
+{
+    (void)state;
+    uint8_t a[16], b[16];
+    keel_trace_new_id(a, 16);
+    keel_trace_new_id(b, 16);
+    assert_memory_not_equal(a, b, 16);
+    char hex[33];
+    keel_trace_hex(a, 16, hex);
+    assert_int_equal(strlen(hex), 32);
+    keel_span s;
+    keel_span_text(s.name, sizeof s.name, "0123456789012345678901234567890123456789012345678901234567890123456789", 70);
+    assert_int_equal(strlen(s.name), sizeof s.name - 1);
+}
+
+/* ---- metrics ---- */
+
+static keel_metrics *registry(void)
+{
+    static const char *const comps[] = { "a", "b\"x" };
+    static const size_t nroutes[] = { 1, 1 };
+    static const char *const ra[] = { "/a" }, *const rb[] = { "/q\\\"\n" };
+    static const char *const *const routes[] = { ra, rb };
+    static const size_t ncalls[] = { 1, 0 };
+    static const size_t ca[] = { 1 };
+    static const size_t *const calls[] = { ca, NULL };
+    static const char *const traps[] = { "none", "unreachable" };
+    keel_metrics_schema s = { 2, comps, nroutes, routes, ncalls, calls, 2, traps };
+    return keel_metrics_new(&s);
+}
+
+static void *hammer(void *arg)
+{
+    keel_metrics *m = arg;
+    for (int i = 0; i < 1000; i++) {
+        keel_metrics_request(m, 0, 0, KEEL_MM_GET, 200, 1000000);
+        keel_metrics_call(m, 0, 1, KEEL_CALL_OK, 2000000);
+    }
+    return NULL;
+}
+
+static void metrics_merge_and_render(void **state)
+{
+    (void)state;
+    keel_metrics *m = registry();
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++)
+        pthread_create(&t[i], NULL, hammer, m);
+    for (int i = 0; i < 4; i++)
+        pthread_join(t[i], NULL);
+    keel_metrics_request(m, 1, 0, KEEL_MM_POST, 503, 20000000000ull);
+    keel_metrics_trap(m, 1, 1);
+    keel_metrics_rejected(m, (size_t)-1, KEEL_REJECT_HEADER);
+    keel_metrics_instance(m, 0, true, 65536);
+    keel_metrics_instance(m, 0, false, -65536);
+    keel_metrics_instance(m, 0, true, 131072);
+    /* out of range: ignored */
+    keel_metrics_request(m, 7, 0, 0, 200, 1);
+    keel_metrics_request(m, 0, 99, 99, 99999, 1);   /* clamped into "-", OTHER, 599 */
+    keel_metrics_call(m, 1, 0, KEEL_CALL_OK, 1);    /* not an edge */
+    keel_metrics_trap(m, 0, 42);
+    keel_metrics_request(NULL, 0, 0, 0, 200, 1);
+    keel_buf b = { 0 };
+    keel_metrics_render(m, &b);
+    const char *t1 = b.data;
+    assert_non_null(strstr(t1, "keel_requests_total{component=\"a\",route=\"/a\",method=\"GET\","
+                               "code=\"200\"} 4000\n"));
+    assert_non_null(strstr(t1, "keel_requests_total{component=\"a\",route=\"-\",method=\"OTHER\","
+                               "code=\"599\"} 1\n"));
+    /* label values escaped: quote, backslash, newline */
+    assert_non_null(strstr(t1, "component=\"b\\\"x\",route=\"/q\\\\\\\"\\n\""));
+    assert_non_null(strstr(t1, "keel_request_duration_seconds_bucket{component=\"a\",route=\"/a\","
+                               "le=\"0.001\"} 4000\n"));
+    assert_non_null(strstr(t1, "keel_request_duration_seconds_bucket{component=\"b\\\"x\","
+                               "route=\"/q\\\\\\\"\\n\",le=\"10\"} 0\n"));
+    assert_non_null(strstr(t1, "keel_request_duration_seconds_count{component=\"a\",route=\"/a\"} 4000\n"));
+    assert_non_null(strstr(t1, "keel_component_calls_total{caller=\"a\",callee=\"b\\\"x\","
+                               "outcome=\"ok\"} 4000\n"));
+    assert_non_null(strstr(t1, "keel_traps_total{component=\"b\\\"x\",kind=\"unreachable\"} 1\n"));
+    assert_non_null(strstr(t1, "keel_rejected_total{component=\"-\",reason=\"header\"} 1\n"));
+    assert_non_null(strstr(t1, "keel_instances_started_total{component=\"a\"} 2\n"));
+    assert_non_null(strstr(t1, "keel_instance_memory_bytes{component=\"a\"} 131072\n"));
+    assert_non_null(strstr(t1, "# TYPE keel_request_duration_seconds histogram\n"));
+    keel_buf_free(&b);
+    keel_metrics_free(m);
+}
+
+static void prom_escaping(void **state)
+{
+    (void)state;
+    keel_buf b = { 0 };
+    keel_prom_family(&b, "x_total", "counter", "a \\ b\nc");
+    const char *l[] = { "k", "v\"\\\n" };
+    keel_prom_sample(&b, "x_total", l, 1, 1.5);
+    assert_string_equal(b.data, "# HELP x_total a \\\\ b\\nc\n# TYPE x_total counter\n"
+                                "x_total{k=\"v\\\"\\\\\\n\"} 1.5\n");
+    keel_buf_free(&b);
+}
+
+/* ---- log ---- */
+
+/* Runs fn with stderr captured; returns what it wrote (malloc'd). */
+static char *capture(void (*fn)(void))
+{
+    char path[] = "/tmp/keel-test-obs-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    unlink(path);
+    int saved = dup(2);
+    dup2(fd, 2);
+    fn();
+    dup2(saved, 2);
+    close(saved);
+    off_t n = lseek(fd, 0, SEEK_END);
+    char *buf = calloc(1, (size_t)n + 1);
+    assert_int_equal(pread(fd, buf, (size_t)n, 0), n);
+    close(fd);
+    return buf;
+}
+
+static void log_lines(void)
+{
+    keel_log_ctx c = { .request_id = "r-1", .trace_id = "0123456789abcdef0123456789abcdef",
+                       .span_id = "0123456789abcdef", .route = "/x" };
+    const keel_log_ctx *old = keel_log_ctx_set(&c);
+    keel_log(KEEL_LOG_WARN, "comp", "quote \" backslash \\ newline \n tab \t bell \a end");
+    keel_log_fields f = { .status = 200, .duration_ms = 1.5, .method = "GET", .path = "/p\"" };
+    keel_log_fields_write(KEEL_LOG_INFO, "comp", &f, "request");
+    keel_log_ctx_set(old);
+    keel_log(KEEL_LOG_DEBUG, NULL, "below the level");
+    keel_log(KEEL_LOG_INFO, NULL, "no context");
+}
+
+static void log_json(void **state)
+{
+    (void)state;
+    keel_log_fmt = KEEL_LOG_JSON;
+    keel_log_min = KEEL_LOG_INFO;
+    char *out = capture(log_lines);
+    char *l2 = strchr(out, '\n') + 1, *l3 = strchr(l2, '\n') + 1;
+    assert_non_null(strstr(out, "\"level\":\"warn\",\"msg\":\"quote \\\" backslash \\\\ newline "
+                                "\\n tab \\t bell \\u0007 end\",\"component\":\"comp\","
+                                "\"request_id\":\"r-1\",\"trace_id\":\"0123456789abcdef0123456789abcdef\","
+                                "\"span_id\":\"0123456789abcdef\",\"route\":\"/x\"}\n"));
+    assert_non_null(strstr(l2, "\"msg\":\"request\",\"component\":\"comp\",\"request_id\":\"r-1\","));
+    assert_non_null(strstr(l2, "\"route\":\"/x\",\"method\":\"GET\",\"path\":\"/p\\\"\","
+                               "\"status\":200,\"duration_ms\":1.500}\n"));
+    assert_non_null(strstr(l3, "\"msg\":\"no context\"}\n"));
+    assert_null(strstr(out, "below the level"));
+    assert_int_equal(strncmp(out, "{\"ts\":\"", 7), 0);
+    free(out);
+    keel_log_fmt = KEEL_LOG_TEXT;
+    out = capture(log_lines);
+    assert_non_null(strstr(out, " warn [comp] quote \" backslash \\ newline   tab   bell   end "
+                                "request_id=r-1 "));
+    assert_non_null(strstr(out, " info [comp] request request_id=r-1 trace_id="));
+    assert_non_null(strstr(out, "status=200 duration_ms=1.500\n"));
+    free(out);
+    keel_log_fmt = KEEL_LOG_JSON;
+}
+
+static size_t drops;
+static void count_drop(size_t comp)
+{
+    (void)comp;
+    drops++;
+}
+
+static void spam(void)
+{
+    for (int i = 0; i < 50; i++)
+        keel_log_guest(0, "g", KEEL_LOG_INFO, "line %d", i);
+    keel_log_guest(5, "beyond-table", KEEL_LOG_INFO, "unlimited");
+}
+
+static void guest_rate_limit(void **state)
+{
+    (void)state;
+    keel_log_guest_limit(2, 10);
+    keel_log_on_drop = count_drop;
+    drops = 0;
+    char *out = capture(spam);
+    size_t n = 0;
+    for (char *p = out; (p = strstr(p, "\"msg\":\"line ")); p++)
+        n++;
+    /* one window may roll over mid-loop: at most two windows' worth */
+    assert_true(n >= 10 && n <= 20);
+    assert_int_equal(n + drops, 50);
+    assert_non_null(strstr(out, "unlimited"));
+    free(out);
+    keel_log_guest_limit(2, 0);
+    keel_log_on_drop = NULL;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(traceparent_good),
+        cmocka_unit_test(traceparent_bad),
+        cmocka_unit_test(ids_are_random_and_nonzero),
+        cmocka_unit_test(metrics_merge_and_render),
+        cmocka_unit_test(prom_escaping),
+        cmocka_unit_test(log_json),
+        cmocka_unit_test(guest_rate_limit),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
