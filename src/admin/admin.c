@@ -5,6 +5,7 @@
 #include <h2o.h>
 
 #include "admin/admin.h"
+#include "admin/admin_int.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -47,8 +48,10 @@ static void reply(h2o_req_t *req, int status, const char *ctype, const char *bod
 {
     static h2o_generator_t gen = { NULL, NULL };
     req->res.status = status;
-    req->res.reason = status == 200 ? "OK" : status == 404 ? "Not Found"
-                    : status == 405 ? "Method Not Allowed" : "Service Unavailable";
+    req->res.reason = status == 200 ? "OK" : status == 401 ? "Unauthorized"
+                    : status == 403 ? "Forbidden" : status == 404 ? "Not Found"
+                    : status == 405 ? "Method Not Allowed" : status == 422 ? "Unprocessable Entity"
+                    : status == 500 ? "Internal Server Error" : "Service Unavailable";
     req->res.content_length = len;
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, ctype,
                    strlen(ctype));
@@ -84,6 +87,20 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     keel_admin *a = ((admin_handler *)self)->a;
     bool get = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) ||
                h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"));
+    if (keel_admin_is_mutation(req)) {
+        keel_buf b = { 0 };
+        pthread_mutex_lock(&a->mu);
+        int status = keel_admin_mutate(a->host, req, &b);
+        pthread_mutex_unlock(&a->mu);
+        if (status == 405)
+            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL,
+                           H2O_STRLIT("POST"));
+        if (status == 401)
+            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL,
+                           H2O_STRLIT("Bearer"));
+        reply_buf(req, status, "application/json", &b);
+        return 0;
+    }
     static const char *const known[] = { "/metrics", "/healthz", "/readyz", "/health" };
     bool found = false;
     for (size_t i = 0; i < 4; i++)

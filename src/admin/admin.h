@@ -6,9 +6,10 @@
  *   GET /readyz    200 when every component is loaded; 503 + JSON reason
  *   GET /health    per-component JSON status (see keel_host_health)
  *
- * Reads only; the mutating endpoints (deploy) come later and will require
- * the bearer token of admin.token_file. The host is attached once loaded
- * (keel_admin_set_host); until then /readyz and /health answer 503. */
+ * and the mutating endpoints of mutate.c (POST /admin/stores/NAME/backup),
+ * which require the bearer token of admin.token_file. The host is attached
+ * once loaded (keel_admin_set_host); until then /readyz and /health answer
+ * 503. */
 #ifndef KEEL_ADMIN_ADMIN_H
 #define KEEL_ADMIN_ADMIN_H
 

@@ -447,6 +447,11 @@ bool keel_host_stores_ready(const keel_host *h, char *why, size_t len)
     return keel_stores_ready(h->stores, why, len);
 }
 
+const keel_manifest *keel_host_manifest(const keel_host *h)
+{
+    return h->m;
+}
+
 keel_stores *keel_host_stores(const keel_host *h)
 {
     return h->stores;

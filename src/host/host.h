@@ -74,6 +74,8 @@ void keel_host_free(keel_host *h);
 /* Whether every store the manifest declares answers now; when one does
  * not, false with "store NAME: why" in why (for /readyz). */
 bool keel_host_stores_ready(const keel_host *h, char *why, size_t len);
+/* The manifest the host was made from. */
+const keel_manifest *keel_host_manifest(const keel_host *h);
 /* The host's stores (for backups from the admin API: keel_store_backup). */
 struct keel_stores *keel_host_stores(const keel_host *h);
 

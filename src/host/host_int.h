@@ -81,6 +81,7 @@ typedef struct host_component {
     double compile_seconds;       /* keel_module_load at start */
     bool has_health;              /* exports keel_health() -> i32 */
     struct host_health *health;   /* breaker, probe result, last trap */
+    _Atomic uint64_t kv_denied;   /* kv calls naming a store not granted (kv.c) */
 } host_component;
 
 typedef struct host_route {

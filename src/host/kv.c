@@ -58,6 +58,7 @@ static int store_of(host_call *c, const uint8_t *name, uint32_t len, keel_store 
             return 0;
         }
     }
+    atomic_fetch_add_explicit(&comp->kv_denied, 1, memory_order_relaxed);
     keel_log(KEEL_LOG_WARN, comp->cfg->name, "request %s: kv access to store \"%.*s\" denied "
              "(not in the component's kv grants)", c->rq->id, (int)len, (const char *)name);
     return KEEL_KV_EDENIED;

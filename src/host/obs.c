@@ -369,6 +369,13 @@ void keel_host_metrics(keel_host *h, keel_buf *b)
         keel_prom_sample_u(b, "keel_circuit_state", l, 1,
                            (uint64_t)host_circuit_state(&h->comps[i]));
     }
+    keel_prom_family(b, "keel_kv_denied_total", "counter",
+                     "Key-value calls refused: the store is not in the component's kv grants.");
+    for (size_t i = 0; i < h->ncomps; i++) {
+        const char *l[] = { "component", h->comps[i].cfg->name };
+        keel_prom_sample_u(b, "keel_kv_denied_total", l, 1,
+                           atomic_load_explicit(&h->comps[i].kv_denied, memory_order_relaxed));
+    }
     keel_prom_family(b, "keel_config_digest_info", "gauge",
                      "Always 1: sha256 prefix of the manifest file running.");
     const char *l[] = { "digest", h->config_digest };

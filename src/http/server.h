@@ -46,12 +46,14 @@
 #define KEEL_HTTP_MAX_LOOPS 256u
 #define KEEL_HTTP_MAX_WORKERS 1024u
 #define KEEL_HTTP_QUEUE_DEPTH 4096u          /* requests waiting for a worker; beyond: 503 */
-/* Guest code runs on the loop thread unless a request of its component
- * cost more than the budget (CPU time, or wall time when it waited) within
- * the hold period (dispatch.c); workers run at this nice level so loops
- * keep the CPU they need. */
+/* Guest code runs on the loop thread once its component's last requests
+ * (this many) each cost at most the budget (CPU time, or wall time when it
+ * waited), and none cost more within the hold period; else on a worker
+ * (dispatch.c). Workers run at this nice level so loops keep the CPU they
+ * need. */
 #define KEEL_HTTP_INLINE_BUDGET_NS 1000000ull       /* 1 ms */
 #define KEEL_HTTP_SLOW_HOLD_NS 2000000000ull        /* 2 s */
+#define KEEL_HTTP_FAST_STREAK 8u
 #define KEEL_HTTP_WORKER_NICE 10
 #define KEEL_HTTP_MAX_REQUEST_ID 64u         /* bytes of an accepted X-Request-Id */
 #define KEEL_HTTP_LISTEN_BACKLOG 1024

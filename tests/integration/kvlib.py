@@ -140,7 +140,8 @@ def keel_up(tmp_path, keel_bin, base_env):
         e.update(env or {})
         with open(log_path, "wb") as logf:
             proc = subprocess.Popen([str(keel_bin), "up", "-f", name, "--listen",
-                                     "127.0.0.1:0"], cwd=tmp_path, env=e,
+                                     "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"],
+                                    cwd=tmp_path, env=e,
                                     stdin=subprocess.DEVNULL, stdout=logf, stderr=logf)
         srv = KeelServer(proc, log_path, "", 0)
         srv.expected_exit = False

@@ -8,11 +8,13 @@ The guest is tests/components/kv.c: /kv/STORE/KEY maps HTTP methods onto
 kv_get/kv_set/kv_delete/kv_keys/kv_incr; /bad makes the calls a hostile
 guest would. Helpers: kvlib.py.
 """
+import re
 import threading
 import time
 
 import pytest
 
+from test_obs import admin_get
 from kvlib import (Client, keel_up, kill9, kv_code, kv_wasm, kv_yaml, redis,  # noqa: F401
                    redis_store, sqlite_store)
 
@@ -85,7 +87,12 @@ def test_limits_and_bad_arguments(server):
     assert c.req("POST", "/bad", b"denied-incr") == (200, b"rc -2")
     st, body = c.req("GET", "/kv/secret/k")
     assert st == 403 and kv_code(body) == -2
-    assert "kv access to store \"secret\" denied" in server.log()
+    # the JSON log escapes the quotes around the store's name
+    assert 'kv access to store \\"secret\\" denied' in server.log(), server.tail()
+    # and counted for the operator
+    status, text, _ = admin_get(server, "/metrics")
+    assert status == 200
+    assert re.search(r'^keel_kv_denied_total\{component="kv"\} [1-9]', text, re.M), text
 
 
 @pytest.mark.parametrize("case", ["oob-store", "oob-key", "oob-val", "oob-buf",

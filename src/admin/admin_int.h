@@ -1,0 +1,25 @@
+/* admin_int.h — private to src/admin: what admin.c's request handler calls
+ * in mutate.c (mutating endpoints and their bearer-token check). */
+#ifndef KEEL_ADMIN_ADMIN_INT_H
+#define KEEL_ADMIN_ADMIN_INT_H
+
+#define H2O_USE_EPOLL 1
+#include <h2o.h>
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config/manifest.h"
+#include "host/host.h"
+#include "obs/prom.h"
+
+/* Whether req is for a mutating endpoint (/admin/...). */
+bool keel_admin_is_mutation(h2o_req_t *req);
+/* Checks req's bearer token against m's admin.token_file: 0, or the
+ * status to answer (401, 403) with the reason in why. */
+int keel_admin_authorize(const keel_manifest *m, h2o_req_t *req, char *why, size_t len);
+/* Serves a mutating request against h (NULL while loading): JSON into out,
+ * returns the status. */
+int keel_admin_mutate(keel_host *h, h2o_req_t *req, keel_buf *out);
+
+#endif

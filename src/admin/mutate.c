@@ -1,0 +1,189 @@
+/* mutate.c — the admin API's mutating endpoints and their authorization.
+ *
+ *   POST /admin/stores/NAME/backup
+ *       An online, consistent snapshot of SQLite store NAME (the same as
+ *       `keel backup`) into BACKUP_DIR/NAME-YYYYMMDDTHHMMSSZ.db plus its
+ *       .sha256, where BACKUP_DIR is "backups" beside the manifest. Answers
+ *       200 {"store","file","bytes","sha256"}; 404 for an unknown store;
+ *       422 when the backup fails (a Redis store: use Redis's own
+ *       persistence, docs/operations.md), with the reason.
+ *
+ * Every mutating request needs "Authorization: Bearer TOKEN" where TOKEN is
+ * the content of admin.token_file (read per request, so a rotated token
+ * applies at once; surrounding whitespace ignored), compared in constant
+ * time: 401 without a bearer token, 403 with a wrong one, 403 when no
+ * token_file is configured (mutating endpoints are then off). Every
+ * attempt is logged with its outcome. Runs on the admin thread. */
+#include "admin/admin_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "base/errors.h"
+#include "obs/log.h"
+#include "store/store.h"
+
+#define ADMIN_MAX_TOKEN 4096
+
+/* The token file's content without surrounding whitespace, malloc'd, or
+ * NULL (unreadable, empty or too large; why says which). */
+static char *read_token(const char *path, char *why, size_t len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(why, len, "cannot read admin.token_file %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    char *buf = malloc(ADMIN_MAX_TOKEN + 1);
+    if (!buf)
+        abort();
+    size_t n = fread(buf, 1, ADMIN_MAX_TOKEN + 1, f);
+    fclose(f);
+    if (n > ADMIN_MAX_TOKEN) {
+        snprintf(why, len, "admin.token_file %s is over %d bytes", path, ADMIN_MAX_TOKEN);
+        free(buf);
+        return NULL;
+    }
+    size_t a = 0;
+    while (a < n && (buf[a] == ' ' || buf[a] == '\t' || buf[a] == '\r' || buf[a] == '\n'))
+        a++;
+    while (n > a && (buf[n - 1] == ' ' || buf[n - 1] == '\t' || buf[n - 1] == '\r' ||
+                     buf[n - 1] == '\n'))
+        n--;
+    if (n == a) {
+        snprintf(why, len, "admin.token_file %s is empty", path);
+        free(buf);
+        return NULL;
+    }
+    memmove(buf, buf + a, n - a);
+    buf[n - a] = '\0';
+    return buf;
+}
+
+/* Equal bytes, in time that depends only on the lengths. */
+static bool same_secret(const char *a, size_t alen, const char *b, size_t blen)
+{
+    unsigned char diff = alen != blen;
+    size_t n = alen < blen ? alen : blen;
+    for (size_t i = 0; i < n; i++)
+        diff |= (unsigned char)(a[i] ^ b[i]);
+    return diff == 0;
+}
+
+int keel_admin_authorize(const keel_manifest *m, h2o_req_t *req, char *why, size_t len)
+{
+    if (!m || !m->admin.token_file) {
+        snprintf(why, len, "mutating endpoints are off: admin.token_file is not set");
+        return 403;
+    }
+    ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
+    static const char bearer[] = "Bearer ";
+    if (i < 0 || req->headers.entries[i].value.len <= sizeof bearer - 1 ||
+        strncasecmp(req->headers.entries[i].value.base, bearer, sizeof bearer - 1) != 0) {
+        snprintf(why, len, "an Authorization: Bearer token is required");
+        return 401;
+    }
+    h2o_iovec_t v = req->headers.entries[i].value;
+    char *token = read_token(m->admin.token_file, why, len);
+    if (!token)
+        return 403;
+    bool ok = same_secret(v.base + sizeof bearer - 1, v.len - (sizeof bearer - 1), token,
+                          strlen(token));
+    free(token);
+    if (!ok) {
+        snprintf(why, len, "wrong token");
+        return 403;
+    }
+    return 0;
+}
+
+bool keel_admin_is_mutation(h2o_req_t *req)
+{
+    static const char pre[] = "/admin/";
+    return req->path_normalized.len > sizeof pre - 1 &&
+           memcmp(req->path_normalized.base, pre, sizeof pre - 1) == 0;
+}
+
+/* NAME of "/admin/stores/NAME/backup", or a 0-length iovec. */
+static h2o_iovec_t backup_store_name(h2o_req_t *req)
+{
+    static const char pre[] = "/admin/stores/", post[] = "/backup";
+    h2o_iovec_t p = req->path_normalized;
+    size_t pl = sizeof pre - 1, ql = sizeof post - 1;
+    if (p.len <= pl + ql || memcmp(p.base, pre, pl) != 0 ||
+        memcmp(p.base + p.len - ql, post, ql) != 0)
+        return h2o_iovec_init(NULL, 0);
+    h2o_iovec_t name = h2o_iovec_init(p.base + pl, p.len - pl - ql);
+    if (memchr(name.base, '/', name.len))
+        return h2o_iovec_init(NULL, 0);
+    return name;
+}
+
+int keel_admin_mutate(keel_host *h, h2o_req_t *req, keel_buf *out)
+{
+    const keel_manifest *m = h ? keel_host_manifest(h) : NULL;
+    char why[512];
+    h2o_iovec_t name = backup_store_name(req);
+    if (!name.len) {
+        keel_buf_puts(out, "{\"error\":\"no such admin endpoint (POST "
+                           "/admin/stores/NAME/backup)\"}\n");
+        return 404;
+    }
+    if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST"))) {
+        keel_buf_puts(out, "{\"error\":\"method not allowed (POST)\"}\n");
+        return 405;
+    }
+    int st = keel_admin_authorize(m, req, why, sizeof why);
+    if (st) {
+        keel_log(KEEL_LOG_WARN, "admin", "backup of store %.*s refused (%d): %s",
+                 (int)name.len, name.base, st, why);
+        keel_buf_puts(out, "{\"error\":\"");
+        keel_buf_json(out, why);
+        keel_buf_puts(out, "\"}\n");
+        return st;
+    }
+    keel_store *s = keel_stores_find(keel_host_stores(h), name.base, name.len);
+    if (!s) {
+        keel_buf_puts(out, "{\"error\":\"no such store\"}\n");
+        return 404;
+    }
+    char dir[4096], file[4400];
+    snprintf(dir, sizeof dir, "%s/backups", m->dir);
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        snprintf(why, sizeof why, "cannot create the backups folder beside the manifest: %s",
+                 strerror(errno));
+        keel_buf_puts(out, "{\"error\":\"");
+        keel_buf_json(out, why);
+        keel_buf_puts(out, "\"}\n");
+        return 500;
+    }
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    char stamp[32];
+    strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
+    snprintf(file, sizeof file, "%s/%.*s-%s.db", dir, (int)name.len, name.base, stamp);
+    uint64_t bytes = 0;
+    char hex[65] = "";
+    if (keel_store_backup(s, file, &bytes, hex, why, sizeof why) != 0) {
+        keel_log(KEEL_LOG_ERROR, "admin", "backup of store %.*s failed: %s", (int)name.len,
+                 name.base, why);
+        keel_buf_puts(out, "{\"error\":\"");
+        keel_buf_json(out, why);
+        keel_buf_puts(out, "\"}\n");
+        return 422;
+    }
+    keel_log(KEEL_LOG_INFO, "admin", "backup of store %.*s written to %s (%llu bytes, "
+             "sha256 %s)", (int)name.len, name.base, file, (unsigned long long)bytes, hex);
+    keel_buf_puts(out, "{\"store\":\"");
+    keel_buf_json(out, keel_store_cfg_of(s)->name);
+    keel_buf_puts(out, "\",\"file\":\"");
+    keel_buf_json(out, file);
+    keel_buf_printf(out, "\",\"bytes\":%llu,\"sha256\":\"%s\"}\n", (unsigned long long)bytes,
+                    hex);
+    return 200;
+}
