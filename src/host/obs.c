@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "base/proc.h"
+#include "config/residency.h"
 #include "base/sha256.h"
 
 static void *xcalloc(size_t n, size_t size)
@@ -376,6 +377,10 @@ void keel_host_metrics(keel_host *h, keel_buf *b)
         keel_prom_sample_u(b, "keel_kv_denied_total", l, 1,
                            atomic_load_explicit(&h->comps[i].kv_denied, memory_order_relaxed));
     }
+    keel_prom_family(b, "keel_residency_denials_total", "counter",
+                     "Data-residency rules that refused a store, a kv grant or a calls edge "
+                     "(a refused manifest never starts; reloads will count here).");
+    keel_prom_sample_u(b, "keel_residency_denials_total", NULL, 0, keel_residency_denials());
     keel_prom_family(b, "keel_config_digest_info", "gauge",
                      "Always 1: sha256 prefix of the manifest file running.");
     const char *l[] = { "digest", h->config_digest };
