@@ -119,7 +119,8 @@ asan: deps
 # libFuzzer targets (tests/fuzz/fuzz_*.c) against a clang ASan+UBSan build
 # of libkeel in build-fuzz; each runs FUZZ_SECONDS from its seed corpus
 # (tests/fuzz/corpus/NAME; new inputs go to build-fuzz/corpus/NAME, crashes
-# to build-fuzz/crash-NAME-*). Fails on the first crash.
+# to build-fuzz/crash-NAME-*). Fails on the first crash, leak or hang
+# (tests/fuzz/lsan.supp: a known libfyaml leak).
 FUZZ_SECONDS ?= 30
 FUZZ_SRC     := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_NAMES   := $(FUZZ_SRC:tests/fuzz/fuzz_%.c=%)
@@ -131,6 +132,7 @@ fuzz: deps
 	    mkdir -p build-fuzz/corpus/$$n; \
 	    echo "fuzz $$n: $(FUZZ_SECONDS) s"; \
 	    ASAN_OPTIONS=detect_leaks=1:handle_segv=0:allow_user_segv_handler=1 \
+	    LSAN_OPTIONS=suppressions=$(CURDIR)/tests/fuzz/lsan.supp \
 	    build-fuzz/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 \
 	        -artifact_prefix=build-fuzz/crash-$$n- build-fuzz/corpus/$$n tests/fuzz/corpus/$$n \
 	        2>build-fuzz/fuzz-$$n.log || { tail -n 40 build-fuzz/fuzz-$$n.log; exit 1; }; \
