@@ -121,8 +121,9 @@ start_keel() {
     done
     [ -n "$KPORT" ] || { cat "$log" >&2; die "keel up ($tag) did not start listening in 60 s"; }
     local loaded opt
-    loaded=$(grep -c '] loaded ' "$log" || true)
-    opt=$(grep -c '] loaded .*tier opt' "$log" || true)
+    # text log ("[name] loaded ...") or JSON log ("msg":"loaded ...")
+    loaded=$(grep -cE '(\] |"msg":")loaded ' "$log" || true)
+    opt=$(grep -cE '(\] |"msg":")loaded .*tier opt' "$log" || true)
     if [ "$loaded" -eq 0 ] || [ "$loaded" != "$opt" ]; then
         cat "$log" >&2
         die "keel up ($tag): $opt of $loaded components on the opt tier"
