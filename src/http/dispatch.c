@@ -12,7 +12,13 @@
  * never time it was merely preempted: a fast component stays fast on a
  * busy machine. So a component Keel knows nothing about yet (just loaded)
  * starts on the workers, and one that turns slow is sent back there after
- * its first expensive request. State: two atomics per component. */
+ * its first expensive requests.
+ *
+ * Reading CPU time costs two system calls, so a request is measured by
+ * wall time alone while that proves it cheap (its cost is at most its wall
+ * time); a request that ran long only flags its component, and the next
+ * request of that component is measured exactly. State: three atomics per
+ * component. */
 #include "http/srv_int.h"
 
 #include <stdlib.h>
@@ -20,6 +26,7 @@
 struct http_placement {
     _Alignas(64) _Atomic uint64_t slow_until_ns;   /* no inline before this */
     _Atomic uint32_t cheap_streak;                 /* consecutive cheap requests */
+    _Atomic bool verify;                           /* measure the next one's cost */
 };
 
 void http_placement_init(srv *s)
@@ -34,6 +41,7 @@ void http_placement_init(srv *s)
     for (size_t i = 0; i < n; i++) {
         atomic_init(&s->placements[i].slow_until_ns, 0);
         atomic_init(&s->placements[i].cheap_streak, 0);
+        atomic_init(&s->placements[i].verify, false);
     }
 }
 
@@ -69,4 +77,23 @@ void http_placement_note(srv *s, size_t comp, uint64_t cost_ns)
     atomic_store_explicit(&p->cheap_streak, 0, memory_order_relaxed);
     atomic_store_explicit(&p->slow_until_ns, http_now_ns() + KEEL_HTTP_SLOW_HOLD_NS,
                           memory_order_relaxed);
+}
+
+bool http_placement_wants_cost(srv *s, size_t comp)
+{
+    if (comp >= s->nplacements)
+        return false;
+    http_placement *p = &s->placements[comp];
+    return atomic_load_explicit(&p->verify, memory_order_relaxed) &&
+           atomic_exchange_explicit(&p->verify, false, memory_order_relaxed);
+}
+
+void http_placement_note_wall(srv *s, size_t comp, uint64_t wall_ns)
+{
+    if (comp >= s->nplacements)
+        return;
+    if (wall_ns <= KEEL_HTTP_INLINE_BUDGET_NS)   /* cost <= wall: cheap for sure */
+        http_placement_note(s, comp, wall_ns);
+    else                                         /* slow, or only preempted? */
+        atomic_store_explicit(&s->placements[comp].verify, true, memory_order_relaxed);
 }

@@ -108,6 +108,11 @@ void http_placement_init(srv *s);
 void http_placement_free(srv *s);
 bool http_run_inline(srv *s, size_t comp, uint64_t now_ns);
 void http_placement_note(srv *s, size_t comp, uint64_t cost_ns);
+/* Whether this request of comp is to be measured exactly (CPU time and
+ * waits); else note its wall time with http_placement_note_wall, which
+ * flags the component for an exact measurement when it ran long. */
+bool http_placement_wants_cost(srv *s, size_t comp);
+void http_placement_note_wall(srv *s, size_t comp, uint64_t wall_ns);
 
 /* worker.c */
 uint64_t http_now_ns(void);

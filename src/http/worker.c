@@ -226,16 +226,24 @@ void http_job_run(srv *s, job *j)
     if (t0 >= j->kreq.deadline_ns) {
         own_response(&j->resp, 504, "deadline passed while queued", j->kreq.request_id);
     } else {
-        uint64_t cpu0, cpu1;
-        long waits0, waits1;
-        thread_usage(&cpu0, &waits0);
+        size_t comp = j->match.component;
+        bool exact = http_placement_wants_cost(s, comp);
+        uint64_t cpu0 = 0, cpu1 = 0;
+        long waits0 = 0, waits1 = 0;
+        if (exact)
+            thread_usage(&cpu0, &waits0);
         s->ops->handle(s->hctx, &j->match, &j->kreq, &j->resp);
-        thread_usage(&cpu1, &waits1);
-        /* What the request cost this thread: its CPU time, or its wall time
-         * when it waited (a guest sleeping or blocked in WASI), but not the
-         * time it was preempted on a busy machine. */
-        uint64_t wall = http_now_ns() - t0, cpu = cpu1 - cpu0;
-        http_placement_note(s, j->match.component, waits1 != waits0 && wall > cpu ? wall : cpu);
+        uint64_t wall = http_now_ns() - t0;
+        if (exact) {
+            /* What the request cost this thread: its CPU time, or its wall
+             * time when it waited (a guest sleeping or blocked in WASI),
+             * but not the time it was preempted on a busy machine. */
+            thread_usage(&cpu1, &waits1);
+            uint64_t cpu = cpu1 - cpu0;
+            http_placement_note(s, comp, waits1 != waits0 && wall > cpu ? wall : cpu);
+        } else {
+            http_placement_note_wall(s, comp, wall);
+        }
     }
     s->ops->release(s->hctx, j->match.component);
 }
