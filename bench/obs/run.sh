@@ -28,6 +28,8 @@ command -v wrk >/dev/null || { echo "bench/obs: wrk is not installed" >&2; exit 
 work=$(mktemp -d)
 pids=()
 cleanup() {
+  # start() runs in $(...), a subshell: its keel PIDs come back as files.
+  for f in "$work"/*.pid; do [ -f "$f" ] && pids+=("$(cat "$f")"); done
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   rm -rf "$work"
@@ -78,7 +80,7 @@ start() {   # $1 = on|off; prints "port admin_port"
   manifest "$1"
   env "${env[@]+"${env[@]}"}" "$KEEL" up -f "$work/keel-$1.yaml" --listen "127.0.0.1:$port" \
       --admin-listen "127.0.0.1:$aport" >"$work/keel-$1.log" 2>&1 &
-  pids+=($!)
+  echo $! >"$work/keel-$1.pid"
   for _ in $(seq 1 600); do
     grep -q "listening on http" "$work/keel-$1.log" && break
     sleep 0.1
