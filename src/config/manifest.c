@@ -38,7 +38,7 @@ static int fail(ctx *c, keel_pos pos, const char *fmt, ...)
     return KEEL_EINVAL;
 }
 
-static char *xstrdup(const char *s)
+char *keel_mf_xstrdup(const char *s)
 {
     char *d = strdup(s);
     if (!d)
@@ -46,7 +46,7 @@ static char *xstrdup(const char *s)
     return d;
 }
 
-static void *xcalloc(size_t n, size_t size)
+void *keel_mf_xcalloc(size_t n, size_t size)
 {
     void *p = calloc(n ? n : 1, size);
     if (!p)
@@ -84,7 +84,7 @@ static int get_string(ctx *c, const keel_ynode *v, const char *where, const char
     if (v->kind != KEEL_Y_SCALAR || v->null)
         return fail(c, v->pos, "%s'%s' must be a string, got %s", where, name,
                     keel_ykind_name(v));
-    *out = xstrdup(v->text);
+    *out = keel_mf_xstrdup(v->text);
     return 0;
 }
 
@@ -140,7 +140,7 @@ static int resolve_path(const ctx *c, const char *rel, char **out)
         snprintf(joined, sizeof joined, "%s/%s", c->dir, rel);
     char *real = realpath(joined, NULL);
     if (!real) {
-        *out = xstrdup(joined);
+        *out = keel_mf_xstrdup(joined);
         return -1;
     }
     *out = real;
@@ -263,7 +263,7 @@ static int parse_route(ctx *c, const keel_ynode *v, size_t idx, keel_abi abi,
         if (!r->operation[0])
             return fail(c, op->pos, "%s'operation' must not be empty", where);
     } else if (abi == KEEL_ABI_WAPC) {
-        r->operation = xstrdup("handle");
+        r->operation = keel_mf_xstrdup("handle");
     }
     return 0;
 }
@@ -275,7 +275,7 @@ static int parse_routes(ctx *c, const keel_ynode *v, keel_component_cfg *cc)
         return rc < 0 ? rc : 0;
     if (v->n > KEEL_MAX_ROUTES)
         return fail(c, v->pos, "more than %d routes", KEEL_MAX_ROUTES);
-    cc->routes = xcalloc(v->n, sizeof *cc->routes);
+    cc->routes = keel_mf_xcalloc(v->n, sizeof *cc->routes);
     for (size_t i = 0; i < v->n; i++) {
         cc->nroutes = i + 1;
         if ((rc = parse_route(c, v->items[i], i, cc->abi, &cc->routes[i])))
@@ -293,7 +293,7 @@ static int parse_calls(ctx *c, const keel_ynode *v, keel_component_cfg *cc)
         return rc < 0 ? rc : 0;
     if (v->n > KEEL_MAX_CALLS)
         return fail(c, v->pos, "more than %d calls", KEEL_MAX_CALLS);
-    cc->calls = xcalloc(v->n, sizeof *cc->calls);
+    cc->calls = keel_mf_xcalloc(v->n, sizeof *cc->calls);
     for (size_t i = 0; i < v->n; i++) {
         const keel_ynode *e = v->items[i];
         if (e->kind != KEEL_Y_SCALAR || e->null)
@@ -302,7 +302,7 @@ static int parse_calls(ctx *c, const keel_ynode *v, keel_component_cfg *cc)
         for (size_t j = 0; j < i; j++)
             if (!strcmp(cc->calls[j], e->text))
                 return fail(c, e->pos, "calls: '%s' is listed twice", e->text);
-        cc->calls[i] = xstrdup(e->text);
+        cc->calls[i] = keel_mf_xstrdup(e->text);
         cc->ncalls = i + 1;
     }
     return 0;
@@ -315,7 +315,7 @@ static int parse_kv(ctx *c, const keel_ynode *v, const char *name, bool env,
     int rc = want(c, v, KEEL_Y_MAP, "", name);
     if (rc)
         return rc < 0 ? rc : 0;
-    *out = xcalloc(v->n, sizeof **out);
+    *out = keel_mf_xcalloc(v->n, sizeof **out);
     for (size_t i = 0; i < v->n; i++) {
         const keel_ynode *k = v->items[2 * i], *val = v->items[2 * i + 1];
         if (!k->text[0] || k->null)
@@ -326,8 +326,8 @@ static int parse_kv(ctx *c, const keel_ynode *v, const char *name, bool env,
         if (val->kind != KEEL_Y_SCALAR)
             return fail(c, val->pos, "%s: value of '%s' must be a string, got %s", name,
                         k->text, keel_ykind_name(val));
-        (*out)[i].key = xstrdup(k->text);
-        (*out)[i].value = xstrdup(val->null ? "" : val->text);
+        (*out)[i].key = keel_mf_xstrdup(k->text);
+        (*out)[i].value = keel_mf_xstrdup(val->null ? "" : val->text);
         *nout = i + 1;
     }
     return 0;
@@ -339,7 +339,7 @@ static int parse_files(ctx *c, const keel_ynode *v, keel_component_cfg *cc)
     if (rc)
         return rc < 0 ? rc : 0;
     static const char *const keys[] = { "host", "guest", "mode", NULL };
-    cc->files = xcalloc(v->n, sizeof *cc->files);
+    cc->files = keel_mf_xcalloc(v->n, sizeof *cc->files);
     for (size_t i = 0; i < v->n; i++) {
         const keel_ynode *f = v->items[i];
         keel_mount *mt = &cc->files[i];
@@ -481,7 +481,7 @@ static int parse_component(ctx *c, const keel_ynode *key, const keel_ynode *v,
     if (!valid_name(key->text))
         return fail(c, key->pos, "invalid component name '%s' (use 1 to %d characters "
                     "of a-z, 0-9, '_', '-')", key->text, KEEL_MAX_NAME);
-    cc->name = xstrdup(key->text);
+    cc->name = keel_mf_xstrdup(key->text);
     c->comp = cc->name;
     if (v->kind != KEEL_Y_MAP)
         return fail(c, v->pos, "must be a mapping (wasm, abi, routes, ...), got %s",
@@ -591,7 +591,7 @@ static int check_routes(ctx *c, const keel_manifest *m)
         n += m->components[i].nroutes;
     if (!n)
         return 0;
-    route_ref *refs = xcalloc(n, sizeof *refs);
+    route_ref *refs = keel_mf_xcalloc(n, sizeof *refs);
     size_t k = 0;
     for (size_t i = 0; i < m->ncomponents; i++)
         for (size_t j = 0; j < m->components[i].nroutes; j++, k++)
@@ -662,7 +662,7 @@ static int load_tree(ctx *c, const keel_ynode *root, keel_manifest *m)
         if ((rc = parse_listen(c, n, &m->listen)))
             return rc;
     } else {
-        m->listen = xstrdup(KEEL_DEFAULT_LISTEN);
+        m->listen = keel_mf_xstrdup(KEEL_DEFAULT_LISTEN);
     }
     if ((rc = keel_mf_parse_state(c, root, m)))
         return rc;
@@ -676,7 +676,7 @@ static int load_tree(ctx *c, const keel_ynode *root, keel_manifest *m)
         return fail(c, kp, "'components' is empty: declare at least one component");
     if (comps->n > KEEL_MAX_COMPONENTS)
         return fail(c, kp, "more than %d components", KEEL_MAX_COMPONENTS);
-    m->components = xcalloc(comps->n, sizeof *m->components);
+    m->components = keel_mf_xcalloc(comps->n, sizeof *m->components);
     for (size_t i = 0; i < comps->n; i++) {
         m->ncomponents = i + 1;
         if ((rc = parse_component(c, comps->items[2 * i], comps->items[2 * i + 1],
@@ -715,8 +715,8 @@ int keel_manifest_load(const char *path, keel_manifest **out, char *err, size_t 
     if (rc)
         return keel_err(err, errlen, KEEL_EINVAL, "%s: cannot read the manifest: %s", path,
                         why);
-    keel_manifest *m = xcalloc(1, sizeof *m);
-    m->path = xstrdup(path);
+    keel_manifest *m = keel_mf_xcalloc(1, sizeof *m);
+    m->path = keel_mf_xstrdup(path);
     m->dir = folder_of(path);
     if (!m->dir) {
         rc = keel_err(err, errlen, KEEL_EINVAL, "%s: cannot resolve its folder: %s", path,

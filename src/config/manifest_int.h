@@ -34,6 +34,10 @@ int keel_mf_string(ctx *c, const keel_ynode *v, const char *where, const char *n
 int keel_mf_want(ctx *c, const keel_ynode *v, keel_ykind kind, const char *where,
                  const char *name);
 
+/* strdup / calloc (n may be 0) that abort when memory runs out. */
+char *keel_mf_xstrdup(const char *s);
+void *keel_mf_xcalloc(size_t n, size_t size);
+
 /* stores.c: top-level region and stores (m->region, m->stores), read
  * before the components. */
 int keel_mf_parse_state(ctx *c, const keel_ynode *root, keel_manifest *m);

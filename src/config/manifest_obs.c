@@ -15,17 +15,10 @@
 #include "config/units.h"
 #include "obs/log.h"
 
-static char *xstrdup(const char *s)
-{
-    char *d = strdup(s);
-    if (!d)
-        abort();
-    return d;
-}
 
 void mf_obs_defaults(keel_manifest *m)
 {
-    m->admin.listen = xstrdup(KEEL_DEFAULT_ADMIN_LISTEN);
+    m->admin.listen = keel_mf_xstrdup(KEEL_DEFAULT_ADMIN_LISTEN);
     m->obs = (keel_obs_cfg){
         .log_level = KEEL_LOG_INFO, .log_format = KEEL_LOG_JSON, .access_log = true,
         .trace_sample = 1.0, .guest_log_rate = KEEL_DEFAULT_GUEST_LOG_RATE,

@@ -10,21 +10,6 @@
 #include "config/manifest_int.h"
 #include "config/units.h"
 
-static char *xstrdup(const char *s)
-{
-    char *d = strdup(s);
-    if (!d)
-        abort();
-    return d;
-}
-
-static void *xcalloc(size_t n, size_t size)
-{
-    void *p = calloc(n ? n : 1, size);
-    if (!p)
-        abort();
-    return p;
-}
 
 static bool valid_region(const char *s)
 {
@@ -59,7 +44,7 @@ static int parse_names(ctx *c, const keel_ynode *v, const char *key, const char 
         return rc < 0 ? rc : 0;
     if (v->n > KEEL_MAX_REGIONS)
         return keel_mf_fail(c, v->pos, "%s: more than %d entries", key, KEEL_MAX_REGIONS);
-    *out = xcalloc(v->n, sizeof **out);
+    *out = keel_mf_xcalloc(v->n, sizeof **out);
     for (size_t i = 0; i < v->n; i++) {
         const keel_ynode *e = v->items[i];
         if (e->kind != KEEL_Y_SCALAR || e->null)
@@ -72,7 +57,7 @@ static int parse_names(ctx *c, const keel_ynode *v, const char *key, const char 
         for (size_t j = 0; j < i; j++)
             if (!strcmp((*out)[j], e->text))
                 return keel_mf_fail(c, e->pos, "%s: '%s' is listed twice", key, e->text);
-        (*out)[i] = xstrdup(e->text);
+        (*out)[i] = keel_mf_xstrdup(e->text);
         *nout = i + 1;
     }
     return 0;
@@ -84,7 +69,7 @@ static char *join_path(const ctx *c, const char *rel)
 {
     char *out;
     if (rel[0] == '/')
-        out = xstrdup(rel);
+        out = keel_mf_xstrdup(rel);
     else if (asprintf(&out, "%s/%s", c->dir, rel) < 0)
         abort();
     return out;
@@ -111,7 +96,7 @@ static int parse_store(ctx *c, const keel_ynode *key, const keel_ynode *v, keel_
     if (!valid_store_name(key->text))
         return keel_mf_fail(c, key->pos, "stores: invalid store name '%s' (use 1 to %d "
                             "characters of a-z, 0-9, '_', '-')", key->text, KEEL_MAX_NAME);
-    s->name = xstrdup(key->text);
+    s->name = keel_mf_xstrdup(key->text);
     snprintf(where, sizeof where, "store %s: ", s->name);
     if (v->kind != KEEL_Y_MAP)
         return keel_mf_fail(c, v->pos, "%smust be a mapping (backend, path or url, "
@@ -165,12 +150,12 @@ static int parse_store(ctx *c, const keel_ynode *key, const keel_ynode *v, keel_
             if (prefix->kind != KEEL_Y_SCALAR)
                 return keel_mf_fail(c, prefix->pos, "%s'prefix' must be a string, got %s",
                                     where, keel_ykind_name(prefix));
-            s->prefix = xstrdup(prefix->null ? "" : prefix->text);
+            s->prefix = keel_mf_xstrdup(prefix->null ? "" : prefix->text);
             if (strlen(s->prefix) > KEEL_MAX_STORE_PREFIX)
                 return keel_mf_fail(c, prefix->pos, "%sprefix is longer than %d bytes",
                                     where, KEEL_MAX_STORE_PREFIX);
         } else {
-            s->prefix = xstrdup("");
+            s->prefix = keel_mf_xstrdup("");
         }
     }
     if ((n = keel_ymap_get(v, "regions", NULL))) {
@@ -218,7 +203,7 @@ int keel_mf_parse_state(ctx *c, const keel_ynode *root, keel_manifest *m)
                             "'%s' (use 1 to %d characters of a-z, 0-9, '-')", env,
                             KEEL_MAX_REGION_NAME);
         free(m->region);
-        m->region = xstrdup(env);
+        m->region = keel_mf_xstrdup(env);
         m->region_from_env = true;
     }
     keel_pos kp;
@@ -228,7 +213,7 @@ int keel_mf_parse_state(ctx *c, const keel_ynode *root, keel_manifest *m)
         return rc < 0 ? rc : 0;
     if (n->n > KEEL_MAX_STORES)
         return keel_mf_fail(c, kp, "more than %d stores", KEEL_MAX_STORES);
-    m->stores = xcalloc(n->n, sizeof *m->stores);
+    m->stores = keel_mf_xcalloc(n->n, sizeof *m->stores);
     for (size_t i = 0; i < n->n; i++) {
         m->nstores = i + 1;
         if ((rc = parse_store(c, n->items[2 * i], n->items[2 * i + 1], &m->stores[i])))
