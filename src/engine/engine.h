@@ -124,9 +124,11 @@ void keel_instance_free(keel_instance *inst);
  * (pages are copied only when the guest writes them), tables are copied
  * with their functions rebound to the new instance. An image may be used
  * by any number of threads at once (it keeps a few clean reservations for
- * reuse, lock-free); it must not outlive its module, and every instance
- * made from it must be freed, and keel_image_tidy called on each thread
- * that freed one, before it. */
+ * reuse, lock-free). Every instance made from it must be freed before
+ * keel_image_free, which may come before its module's free; memories of
+ * freed instances still waiting for some thread's keel_image_tidy keep the
+ * image's storage alive until that tidy (the image's last user destroys
+ * it), so an image can be replaced while other threads serve. */
 typedef struct keel_image keel_image;
 
 /* Captures initialized (which stays usable and owned by the caller). NULL,

@@ -108,6 +108,10 @@ struct keel_image {
     /* Reservations of the single memory, memfd mapped, contents pristine:
      * taken and returned with one compare-and-swap, no lock. */
     _Atomic(unsigned char *) slots[IMAGE_SLOTS_MAX];
+    /* The owner's hold (dropped by keel_image_free) plus one per freed
+     * memory waiting in some thread's pending list: an image replaced while
+     * serving is destroyed by whichever drops the last. */
+    _Atomic uint32_t refs;
 };
 
 /* Where this thread last took or returned a slot: threads tend to find
@@ -149,11 +153,8 @@ bool keel_module_has_start(const keel_module *m)
     return m->info.has_start;
 }
 
-void keel_image_free(keel_image *img)
+static void image_destroy(keel_image *img)
 {
-    if (!img)
-        return;
-    keel_image_tidy();   /* this thread's; other threads tidied (engine.h) */
     for (uint32_t i = 0; i < IMAGE_SLOTS_MAX; i++) {
         unsigned char *p = atomic_load(&img->slots[i]);
         if (p)
@@ -175,6 +176,20 @@ void keel_image_free(keel_image *img)
     free(img->tabs);
     free(img->bytes);
     free(img);
+}
+
+static void image_put(keel_image *img)
+{
+    if (atomic_fetch_sub_explicit(&img->refs, 1, memory_order_acq_rel) == 1)
+        image_destroy(img);
+}
+
+void keel_image_free(keel_image *img)
+{
+    if (!img)
+        return;
+    keel_image_tidy();   /* this thread's pending resets; other threads' hold refs */
+    image_put(img);
 }
 
 static int write_full(int fd, const unsigned char *p, size_t n, off_t off)
@@ -265,6 +280,7 @@ keel_image *keel_image_new(keel_instance *in, char *err, size_t errlen)
     if (!img)
         abort();
     img->m = m;
+    atomic_init(&img->refs, 1);
     img->lay = lay;
     img->size = m->syms->instance_size();
     img->bytes = malloc(img->size ? img->size : 1);
@@ -554,6 +570,7 @@ void keel_image_tidy(void)
     while (npending) {
         pending_slot p = pending[--npending];
         reset_slot(p.img, p.base, p.used);
+        image_put(p.img);
     }
 }
 
@@ -582,5 +599,6 @@ void keel_image_recycle(keel_instance *in)
     mem->pages = mem->size = 0;
     if (npending == IMAGE_PENDING_MAX)
         keel_image_tidy();
+    atomic_fetch_add_explicit(&img->refs, 1, memory_order_relaxed);
     pending[npending++] = (pending_slot){ img, base, used };
 }
