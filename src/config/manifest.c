@@ -645,7 +645,7 @@ static int load_tree(ctx *c, const keel_ynode *root, keel_manifest *m)
     if (root->kind != KEEL_Y_MAP)
         return fail(c, root->pos, "the manifest must be a mapping (listen, components), "
                     "got %s", keel_ykind_name(root));
-    static const char *const keys[] = { "listen", "region", "stores", "admin",
+    static const char *const keys[] = { "listen", "region", "stores", "admin", "rollout",
                                         "observability", "components", NULL };
     int rc = check_keys(c, root, keys, "", true);
     if (rc)
@@ -653,6 +653,13 @@ static int load_tree(ctx *c, const keel_ynode *root, keel_manifest *m)
     mf_obs_defaults(m);
     const keel_ynode *sec;
     if ((sec = keel_ymap_get(root, "admin", NULL)) && (rc = mf_parse_admin(c, sec, m)))
+        return rc;
+    if (!m->admin.state_dir) {
+        size_t n = strlen(m->dir) + sizeof "/" KEEL_DEFAULT_STATE_DIR;
+        m->admin.state_dir = keel_mf_xcalloc(1, n);
+        snprintf(m->admin.state_dir, n, "%s/%s", m->dir, KEEL_DEFAULT_STATE_DIR);
+    }
+    if ((sec = keel_ymap_get(root, "rollout", NULL)) && (rc = mf_parse_rollout(c, sec, m)))
         return rc;
     if ((sec = keel_ymap_get(root, "observability", NULL)) &&
         (rc = mf_parse_observability(c, sec, m)))

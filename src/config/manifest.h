@@ -154,7 +154,29 @@ typedef struct keel_admin_cfg {
     bool listen_set;          /* written in the manifest (a bind failure is fatal) */
     char *token_file;         /* absolute, or NULL */
     char *audit_log;          /* absolute, or NULL */
+    char *state_dir;          /* absolute: versions uploaded through the admin API */
 } keel_admin_cfg;
+
+/* rollout: when Keel rolls a canary back by itself. Over the last `window`,
+ * once the canary served min_requests, it is rolled back when its error
+ * ratio (5xx + traps) exceeds the stable version's by more than
+ * max_error_ratio_increase, or its p99 latency is over max_p99_ratio times
+ * the stable version's (and over min_p99 — below that, latency noise is
+ * not a verdict). */
+typedef struct keel_rollout_cfg {
+    uint64_t window_ns;
+    uint32_t min_requests;
+    double max_error_ratio_increase;
+    double max_p99_ratio;
+    uint64_t min_p99_ns;
+} keel_rollout_cfg;
+
+#define KEEL_DEFAULT_STATE_DIR "keel-state"
+#define KEEL_DEFAULT_ROLLOUT_WINDOW_NS (60ull * 1000000000ull)
+#define KEEL_DEFAULT_ROLLOUT_MIN_REQUESTS 100u
+#define KEEL_DEFAULT_ROLLOUT_ERROR_INCREASE 0.01
+#define KEEL_DEFAULT_ROLLOUT_P99_RATIO 1.5
+#define KEEL_DEFAULT_ROLLOUT_MIN_P99_NS 5000000ull        /* 5 ms */
 
 /* observability: logs, traces, health probes. */
 typedef struct keel_obs_cfg {
@@ -184,6 +206,7 @@ typedef struct keel_manifest {
     keel_store_cfg *stores;
     size_t nstores;
     keel_admin_cfg admin;
+    keel_rollout_cfg rollout;
     keel_obs_cfg obs;
     keel_component_cfg *components;
     size_t ncomponents;

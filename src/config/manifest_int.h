@@ -51,6 +51,7 @@ void keel_mf_free_component_state(keel_component_cfg *cc);
 /* manifest_obs.c: fill m / cc from their sections; defaults first. */
 void mf_obs_defaults(keel_manifest *m);
 int mf_parse_admin(ctx *c, const keel_ynode *v, keel_manifest *m);
+int mf_parse_rollout(ctx *c, const keel_ynode *v, keel_manifest *m);
 int mf_parse_observability(ctx *c, const keel_ynode *v, keel_manifest *m);
 int mf_parse_slo(ctx *c, const keel_ynode *v, keel_component_cfg *cc);
 int mf_parse_circuit(ctx *c, const keel_ynode *v, keel_component_cfg *cc);

@@ -1,5 +1,5 @@
 /* manifest_obs.c — the operability sections of keel.yaml: `admin`,
- * `observability`, and each component's `slo` and `circuit` (contract in
+ * `rollout`, `observability`, and each component's `slo` and `circuit` (contract in
  * docs/config.md). Same rules as manifest.c: unknown keys and bad values
  * are errors naming FILE:LINE:COL. */
 #include <errno.h>
@@ -19,6 +19,13 @@
 void mf_obs_defaults(keel_manifest *m)
 {
     m->admin.listen = keel_mf_xstrdup(KEEL_DEFAULT_ADMIN_LISTEN);
+    m->rollout = (keel_rollout_cfg){
+        .window_ns = KEEL_DEFAULT_ROLLOUT_WINDOW_NS,
+        .min_requests = KEEL_DEFAULT_ROLLOUT_MIN_REQUESTS,
+        .max_error_ratio_increase = KEEL_DEFAULT_ROLLOUT_ERROR_INCREASE,
+        .max_p99_ratio = KEEL_DEFAULT_ROLLOUT_P99_RATIO,
+        .min_p99_ns = KEEL_DEFAULT_ROLLOUT_MIN_P99_NS,
+    };
     m->obs = (keel_obs_cfg){
         .log_level = KEEL_LOG_INFO, .log_format = KEEL_LOG_JSON, .access_log = true,
         .trace_sample = 1.0, .guest_log_rate = KEEL_DEFAULT_GUEST_LOG_RATE,
@@ -32,6 +39,7 @@ void mf_obs_free(keel_manifest *m)
     free(m->admin.listen);
     free(m->admin.token_file);
     free(m->admin.audit_log);
+    free(m->admin.state_dir);
     free(m->obs.otlp_endpoint);
 }
 
@@ -149,7 +157,8 @@ int mf_parse_admin(ctx *c, const keel_ynode *v, keel_manifest *m)
     int rc = keel_mf_want(c, v, KEEL_Y_MAP, "", "admin");
     if (rc)
         return rc < 0 ? rc : 0;
-    static const char *const keys[] = { "listen", "token_file", "audit_log", NULL };
+    static const char *const keys[] = { "listen", "token_file", "audit_log", "state_dir",
+                                        NULL };
     if ((rc = keel_mf_check_keys(c, v, keys, "admin: ")))
         return rc;
     const keel_ynode *n;
@@ -163,6 +172,43 @@ int mf_parse_admin(ctx *c, const keel_ynode *v, keel_manifest *m)
         return rc;
     if ((n = keel_ymap_get(v, "audit_log", NULL)) &&
         (rc = path_value(c, n, "admin: ", "audit_log", &m->admin.audit_log)))
+        return rc;
+    if ((n = keel_ymap_get(v, "state_dir", NULL)) &&
+        (rc = path_value(c, n, "admin: ", "state_dir", &m->admin.state_dir)))
+        return rc;
+    return 0;
+}
+
+int mf_parse_rollout(ctx *c, const keel_ynode *v, keel_manifest *m)
+{
+    int rc = keel_mf_want(c, v, KEEL_Y_MAP, "", "rollout");
+    if (rc)
+        return rc < 0 ? rc : 0;
+    static const char *const keys[] = { "window", "min_requests", "max_error_ratio_increase",
+                                        "max_p99_ratio", "min_p99", NULL };
+    if ((rc = keel_mf_check_keys(c, v, keys, "rollout: ")))
+        return rc;
+    keel_rollout_cfg *r = &m->rollout;
+    const keel_ynode *n;
+    double x;
+    if ((n = keel_ymap_get(v, "window", NULL)) &&
+        (rc = duration(c, n, "rollout", "window", 1000000000ull, 3600000000000ull,
+                       &r->window_ns)))
+        return rc;
+    if ((n = keel_ymap_get(v, "min_requests", NULL))) {
+        if ((rc = number(c, n, "rollout", "min_requests", 1, 10000000, &x)))
+            return rc;
+        r->min_requests = (uint32_t)x;
+    }
+    if ((n = keel_ymap_get(v, "max_error_ratio_increase", NULL)) &&
+        (rc = number(c, n, "rollout", "max_error_ratio_increase", 0, 1,
+                     &r->max_error_ratio_increase)))
+        return rc;
+    if ((n = keel_ymap_get(v, "max_p99_ratio", NULL)) &&
+        (rc = number(c, n, "rollout", "max_p99_ratio", 1, 1000, &r->max_p99_ratio)))
+        return rc;
+    if ((n = keel_ymap_get(v, "min_p99", NULL)) &&
+        (rc = duration(c, n, "rollout", "min_p99", 0, 3600000000000ull, &r->min_p99_ns)))
         return rc;
     return 0;
 }
