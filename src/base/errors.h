@@ -18,6 +18,8 @@ enum {
     KEEL_EUNSUPPORTED = -5, /* valid wasm Keel does not run (SIMD, ...) */
     KEEL_ELINK = -6,      /* missing or mistyped import */
     KEEL_ELIMIT = -7,     /* a configured limit would be exceeded */
+    KEEL_ENOTFOUND = -8,  /* no such thing (component, version) */
+    KEEL_ESTATE = -9,     /* not possible in the current state (no canary, ...) */
 };
 
 /* Formats into err (if non-NULL) and returns code. */

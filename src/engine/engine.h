@@ -70,6 +70,8 @@ const char *keel_module_tier(const keel_module *m);
 /* Translation units the optimized build used in this load (0: the code
  * came from the cache or the fast tier). */
 size_t keel_module_units(const keel_module *m);
+/* The file the module was loaded from, as given. */
+const char *keel_module_path(const keel_module *m);
 /* Hex sha256 of the wasm bytes. */
 const char *keel_module_digest(const keel_module *m);
 

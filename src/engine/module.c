@@ -394,6 +394,7 @@ void keel_module_free(keel_module *m)
 
 const char *keel_module_tier(const keel_module *m) { return m->tier; }
 const char *keel_module_digest(const keel_module *m) { return m->digest; }
+const char *keel_module_path(const keel_module *m) { return m->path; }
 size_t keel_module_units(const keel_module *m) { return m->units; }
 const char *keel_module_cache_key(const keel_module *m) { return m->so_key; }
 size_t keel_module_import_count(const keel_module *m) { return m->info.nimports; }

@@ -173,8 +173,11 @@ int host_instance_acquire(host_call *c, char *const *envp, int envc, const host_
     c->ctx.mem = NULL;
     c->ctx.wasi = c->wasi;
     c->ctx.component = c;
-    if (!c->code)   /* the component's current code, kept to the end */
-        c->code = atomic_load_explicit(&comp->code, memory_order_acquire);
+    if (!c->code) {   /* the version's current code, kept to the end */
+        if (!c->version)
+            c->version = host_version_pick(comp);
+        c->code = atomic_load_explicit(&c->version->code, memory_order_acquire);
+    }
     host_code *code = c->code;
     size_t nmods = keel_module_import_module_count(code->mod);
     c->imports = calloc(nmods + 1, sizeof *c->imports);
@@ -265,11 +268,10 @@ static int run_init(host_call *c, const char *name, const keel_rt_limits *lim, h
  * command's _start; then waPC's wapc_init. */
 static int run_init_sequence(host_call *c, const keel_rt_limits *lim, host_result *r)
 {
-    host_component *comp = c->comp;
-    if (comp->has_initialize ? run_init(c, "_initialize", lim, r)
-                             : comp->has_start && run_init(c, "_start", lim, r))
+    if (c->code->has_initialize ? run_init(c, "_initialize", lim, r)
+                                : c->code->has_start && run_init(c, "_start", lim, r))
         return -1;
-    if (comp->has_wapc_init && run_init(c, "wapc_init", lim, r))
+    if (c->code->has_wapc_init && run_init(c, "wapc_init", lim, r))
         return -1;
     return 0;
 }

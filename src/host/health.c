@@ -189,7 +189,9 @@ static void probe_one(keel_host *h, host_component *comp)
         .h = h, .req = &no_request, .id = "health-probe",
         .deadline_ns = keel_rt_now_ns() + timeout,
     };
-    host_call c = { .rq = &rq, .comp = comp, .cgi_stdout = -1 };
+    unsigned section = host_read_enter(h);
+    host_call c = { .rq = &rq, .comp = comp, .cgi_stdout = -1,
+                    .version = atomic_load(&comp->stable) };
     host_result r;
     memset(&r, 0, sizeof r);
     host_stdio io = { -1, -1, -1 };
@@ -209,6 +211,8 @@ static void probe_one(keel_host *h, host_component *comp)
         }
     }
     host_call_free(&c);
+    keel_host_tidy();
+    host_read_exit(h, section);
     int before = atomic_exchange(&hh->probe, result);
     atomic_store(&hh->probe_value, value);
     atomic_store(&hh->probe_ms, unix_ms());
@@ -249,9 +253,10 @@ void host_health_init(keel_host *h)
         c->health = calloc(1, sizeof *c->health);
         if (!c->health)
             abort();
+        const host_code *code = atomic_load(&atomic_load(&c->stable)->code);
         if (c->has_health && c->cfg->abi == KEEL_ABI_WAPC &&
-            !(atomic_load(&c->code)->image_initialized || (!c->has_initialize && !c->has_start &&
-                                       !c->has_wapc_init))) {
+            !(code->image_initialized || (!code->has_initialize && !code->has_start &&
+                                          !code->has_wapc_init))) {
             keel_log(KEEL_LOG_WARN, c->cfg->name, "keel_health() is not probed: instances "
                      "of this component are not created initialized");
             c->has_health = false;
@@ -304,9 +309,11 @@ void keel_host_health(keel_host *h, keel_buf *b)
 {
     keel_buf_puts(b, "{\"components\":{");
     bool all_ok = true;
+    unsigned section = host_read_enter(h);
     for (size_t i = 0; i < h->ncomps; i++) {
         host_component *c = &h->comps[i];
         host_health *hh = c->health;
+        const host_code *code = atomic_load(&atomic_load(&c->stable)->code);
         uint64_t total = 0, errors = 0;
         if (hh)
             window(hh, HEALTH_BUCKETS, &total, &errors);
@@ -324,8 +331,7 @@ void keel_host_health(keel_host *h, keel_buf *b)
         keel_buf_printf(b, "\":{\"status\":\"%s\",\"version\":\"%.12s\",\"tier\":\"%s\","
                         "\"abi\":\"%s\",\"requests_1m\":%llu,\"errors_1m\":%llu,"
                         "\"error_ratio_1m\":%.4f,\"inflight\":%u,\"circuit\":\"%s\"",
-                        status, keel_module_digest(atomic_load(&c->code)->mod),
-                        keel_module_tier(atomic_load(&c->code)->mod),
+                        status, keel_module_digest(code->mod), keel_module_tier(code->mod),
                         c->cfg->abi == KEEL_ABI_WAPC ? "wapc" : "wagi",
                         (unsigned long long)total, (unsigned long long)errors, ratio,
                         atomic_load(&c->inflight), circuit_names[st % 3]);
@@ -349,13 +355,14 @@ void keel_host_health(keel_host *h, keel_buf *b)
                             hh ? atomic_load(&hh->probe_value) : 0);
         keel_buf_puts(b, "}");
     }
+    host_read_exit(h, section);
     keel_buf_printf(b, "},\"status\":\"%s\"}\n", all_ok ? "ok" : "degraded");
 }
 
 bool keel_host_ready(keel_host *h, char *why, size_t len)
 {
     for (size_t i = 0; i < h->ncomps; i++)
-        if (!atomic_load(&h->comps[i].code)) {
+        if (!atomic_load(&h->comps[i].stable)) {
             snprintf(why, len, "component %s is not loaded", h->comps[i].cfg->name);
             return false;
         }

@@ -219,9 +219,22 @@ int host_module_load(const char *wasm, keel_engine_opts eo, keel_module **out, c
     return 0;
 }
 
-void host_code_swap(host_component *comp, host_code *code)
+int host_module_fits(const host_component *c, const keel_module *mod, char *why,
+                     size_t whylen)
 {
-    code->retired = atomic_exchange_explicit(&comp->code, code, memory_order_acq_rel);
+    const char *wasm = keel_module_path(mod);
+    if (c->cfg->abi == KEEL_ABI_WAPC) {
+        if (!has_export(mod, "__guest_call", "ii:i", KEEL_EXTERN_FUNC))
+            return keel_err(why, whylen, KEEL_EINVAL, "abi wapc needs an export "
+                            "__guest_call(i32, i32) -> i32 (%s has none)", wasm);
+        if (!has_export(mod, "memory", NULL, KEEL_EXTERN_MEMORY))
+            return keel_err(why, whylen, KEEL_EINVAL, "abi wapc needs an exported memory "
+                            "(%s has none)", wasm);
+    } else if (!has_export(mod, "_start", ":", KEEL_EXTERN_FUNC)) {
+        return keel_err(why, whylen, KEEL_EINVAL, "abi wagi needs a WASI command (export "
+                        "_start); %s has none", wasm);
+    }
+    return 0;
 }
 
 static int component_setup(keel_host *h, host_component *c, const keel_host_opts *o,
@@ -234,32 +247,14 @@ static int component_setup(keel_host *h, host_component *c, const keel_host_opts
     keel_module *mod;
     uint64_t t0 = keel_rt_now_ns();
     int rc = host_module_load(cfg->wasm, eo, &mod, why, sizeof why);
+    if (!rc && (rc = host_module_fits(c, mod, why, sizeof why)))
+        keel_module_free(mod);
     if (rc)
         return keel_err(err, errlen, rc == KEEL_ELINK ? KEEL_ELINK : KEEL_EINVAL,
                         "%s:%d:%d: component %s: %s", mpath,
                         cfg->wasm_pos.line, cfg->wasm_pos.col, cfg->name, why);
-    host_code *code = xcalloc(1, sizeof *code);
-    code->mod = mod;
-    atomic_init(&c->code, code);
-    if (cfg->abi == KEEL_ABI_WAPC) {
-        if (!has_export(mod, "__guest_call", "ii:i", KEEL_EXTERN_FUNC))
-            return keel_err(err, errlen, KEEL_EINVAL,
-                            "%s:%d:%d: component %s: abi wapc needs an export "
-                            "__guest_call(i32, i32) -> i32 (%s has none)", mpath,
-                            cfg->wasm_pos.line, cfg->wasm_pos.col, cfg->name, cfg->wasm);
-        if (!has_export(mod, "memory", NULL, KEEL_EXTERN_MEMORY))
-            return keel_err(err, errlen, KEEL_EINVAL,
-                            "%s:%d:%d: component %s: abi wapc needs an exported memory",
-                            mpath, cfg->wasm_pos.line, cfg->wasm_pos.col, cfg->name);
-    } else if (!has_export(mod, "_start", ":", KEEL_EXTERN_FUNC)) {
-        return keel_err(err, errlen, KEEL_EINVAL,
-                        "%s:%d:%d: component %s: abi wagi needs a WASI command (export "
-                        "_start); %s has none", mpath, cfg->wasm_pos.line,
-                        cfg->wasm_pos.col, cfg->name, cfg->wasm);
-    }
-    c->has_initialize = has_export(mod, "_initialize", ":", KEEL_EXTERN_FUNC);
-    c->has_start = has_export(mod, "_start", ":", KEEL_EXTERN_FUNC);
-    c->has_wapc_init = has_export(mod, "wapc_init", ":", KEEL_EXTERN_FUNC);
+    /* the image comes once every component is set up (keel_host_new) */
+    atomic_init(&c->stable, host_version_new(host_code_new(h, c, mod, false), cfg->wasm));
     c->has_health = has_export(mod, "keel_health", ":i", KEEL_EXTERN_FUNC);
     c->compile_seconds = (double)(keel_rt_now_ns() - t0) / 1e9;
 
@@ -466,6 +461,11 @@ int keel_host_new(const keel_manifest *m, const keel_host_opts *o, keel_host **o
         return keel_err(err, errlen, rc, "cannot start the guest runtime");
     keel_host *h = xcalloc(1, sizeof *h);
     h->m = m;
+    pthread_mutex_init(&h->deploy_lock, NULL);
+    if (o && o->engine.cache_dir && !(h->cache_dir = strdup(o->engine.cache_dir)))
+        abort();
+    h->background_opt = !o || o->engine.tier == KEEL_TIER_AUTO;
+    pthread_mutex_init(&h->retire_lock, NULL);
     h->ncomps = m->ncomponents;
     h->comps = xcalloc(h->ncomps, sizeof *h->comps);
     for (size_t i = 0; i < h->ncomps; i++) {
@@ -486,10 +486,11 @@ int keel_host_new(const keel_manifest *m, const keel_host_opts *o, keel_host **o
     host_obs_init(h);
     /* Every component is set up: make each one's instance image (call.c). */
     for (size_t i = 0; i < h->ncomps; i++)
-        host_image_build(h, &h->comps[i], atomic_load(&h->comps[i].code));
+        host_image_build(h, &h->comps[i], atomic_load(&atomic_load(&h->comps[i].stable)->code));
+    host_deployment_digest(h);
     host_health_init(h);
     if (!o || o->engine.tier == KEEL_TIER_AUTO)
-        host_tierup_start(h, o ? o->engine.cache_dir : NULL);
+        host_tierup_start(h, h->cache_dir);
     *out = h;
     return 0;
 }
@@ -503,12 +504,7 @@ void keel_host_free(keel_host *h)
     for (size_t i = 0; i < h->ncomps; i++) {
         host_component *c = &h->comps[i];
         keel_host_tidy();   /* this thread's; serving threads tidied */
-        for (host_code *k = atomic_load(&c->code), *next; k; k = next) {
-            next = k->retired;
-            keel_image_free(k->image);
-            keel_module_free(k->mod);
-            free(k);
-        }
+        host_versions_free(h, c);
         free(c->calls);
         for (int j = 0; j < c->nenv; j++)
             free(c->env[j]);
@@ -519,7 +515,11 @@ void keel_host_free(keel_host *h)
         free(c->preopens);
         free(c->kv);
     }
+    host_retired_free_all(h);
+    pthread_mutex_destroy(&h->deploy_lock);
+    pthread_mutex_destroy(&h->retire_lock);
     free(h->comps);
+    free(h->cache_dir);
     keel_stores_close(h->stores);
     free(h->exact);
     free(h->prefix);
@@ -571,6 +571,7 @@ static void wapc_handle(host_request *rq, host_component *comp, const keel_route
     };
     host_result r;
     host_inv inv;
+    uint64_t t0 = keel_rt_now_ns();
     host_obs_invoke_begin(rq, &inv, comp, c.op, c.op_len);
     host_wapc_run(&c, &r);
     host_obs_invoke_end(rq, &inv, r.end == HOST_OK ? KEEL_CALL_OK
@@ -607,6 +608,7 @@ static void wapc_handle(host_request *rq, host_component *comp, const keel_route
         host_error_response(resp, rq, 500);
         break;
     }
+    host_version_record(rq->h, comp, c.version, resp->status >= 500, keel_rt_now_ns() - t0);
     host_call_free(&c);
 }
 
@@ -641,6 +643,7 @@ void keel_host_handle(keel_host *h, const keel_route_match *m, const keel_reques
 {
     memset(resp, 0, sizeof *resp);
     host_component *comp = &h->comps[m->component];
+    unsigned section = host_read_enter(h);
     host_request rq = {
         .h = h, .req = req,
         .id = req->request_id && req->request_id[0] ? req->request_id : "-",
@@ -652,6 +655,7 @@ void keel_host_handle(keel_host *h, const keel_route_match *m, const keel_reques
     if (rq.obs.admit == HOST_ADMIT_REFUSE) {
         host_circuit_response(resp, &rq, comp);
         host_obs_request_end(&rq, comp, m->route, resp);
+        host_read_exit(h, section);
         return;
     }
     /* The whole request runs inside one keel_rt_invoke carrying its
@@ -683,4 +687,5 @@ void keel_host_handle(keel_host *h, const keel_route_match *m, const keel_reques
         free((char *)rq.headers[i].value);
     }
     free(rq.headers);
+    host_read_exit(h, section);
 }

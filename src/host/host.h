@@ -131,4 +131,48 @@ void keel_host_health(keel_host *h, keel_buf *out);
 /* Whether every component is loaded and ready to serve; false with why. */
 bool keel_host_ready(keel_host *h, char *why, size_t len);
 
+/* ---- versions: deploy, canary, promote, rollback (deploy.c); the admin
+ * thread, while the host lives. who: the token label for the audit trail.
+ * Errors: KEEL_ENOTFOUND (no such component or version), KEEL_ESTATE (no
+ * canary to promote, nothing to roll back to), KEEL_EINVAL / KEEL_ELINK /
+ * KEEL_ECOMPILE / KEEL_EUNSUPPORTED (the wasm is refused: the running
+ * versions are untouched), with the reason in err. ---- */
+
+typedef struct keel_deploy_req {
+    const char *component;
+    const char *wasm_path;       /* the wasm, on disk (kept while it serves) */
+    bool fast;                   /* fast tier now, optimized in the background */
+    bool stage;                  /* keep it for a canary; serve nothing yet */
+    const char *who;
+} keel_deploy_req;
+
+typedef struct keel_deploy_result {
+    char sha[65];                /* the new version */
+    char previous[65];           /* the stable version it replaced ("" when staged) */
+    char tier[8];
+    double compile_seconds;
+} keel_deploy_result;
+
+/* Validates, compiles and links the wasm, builds its instance image, then
+ * either swaps it in as the stable version (running requests finish on the
+ * old one, the next ones run the new one; an ongoing canary ends) or keeps
+ * it staged for keel_host_canary. Returns once new requests run it. */
+int keel_host_deploy(keel_host *h, const keel_deploy_req *r, keel_deploy_result *out,
+                     char *err, size_t errlen);
+/* Makes the staged (or current canary) version with sha (or a prefix of at
+ * least 12 hex digits) the canary, serving weight percent (0..100). */
+int keel_host_canary(keel_host *h, const char *component, const char *sha, unsigned weight,
+                     const char *who, char *err, size_t errlen);
+/* The canary becomes the stable version. */
+int keel_host_promote(keel_host *h, const char *component, const char *who, char *err,
+                      size_t errlen);
+/* Ends the canary; with none, restores the previous stable version. */
+int keel_host_rollback(keel_host *h, const char *component, const char *who, const char *why,
+                       char *err, size_t errlen);
+/* GET /admin/components and /admin/state as JSON. */
+void keel_host_components_json(keel_host *h, keel_buf *out);
+void keel_host_state_json(keel_host *h, keel_buf *out);
+/* Frees replaced versions no request uses any more (cheap when none). */
+void keel_host_reap(keel_host *h);
+
 #endif

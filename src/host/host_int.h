@@ -21,6 +21,7 @@
 #ifndef KEEL_HOST_INT_H
 #define KEEL_HOST_INT_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -44,24 +45,56 @@
 #define KEEL_HOST_WASM_PAGE_BYTES 65536u
 #define KEEL_HOST_DEFAULT_OPERATION "handle"
 
-/* The code a component runs: its module, linked to the host, and the
+/* The code a version runs: its module, linked to the host, and the
  * copy-on-write image instances start from (NULL: each is instantiated,
  * and initialized, from scratch; image_initialized: the image ran the waPC
  * initializer sequence, so requests skip it). Replaced as a whole when the
  * optimized tier is ready (tierup.c): an invocation takes the current code
- * when it starts and keeps it to the end, and replaced codes stay, on the
- * retired list, until keel_host_free. */
+ * when it starts and keeps it to the end; a replaced code is freed once no
+ * request that could have taken it is running (versions.c). */
 typedef struct host_code {
     keel_module *mod;
     keel_image *image;
     bool image_initialized;
-    struct host_code *retired;    /* the code this one replaced */
+    bool has_initialize, has_start, has_wapc_init;
 } host_code;
+
+/* Sliding-window statistics of one version (versions.c): the window is
+ * HOST_WIN_SLOTS slots of rollout.window / HOST_WIN_SLOTS each; latencies
+ * in buckets of a quarter octave of microseconds. */
+#define HOST_WIN_SLOTS 12
+#define HOST_LAT_BUCKETS 128
+typedef struct host_win_slot {
+    _Atomic uint64_t epoch;       /* which slot period the counts belong to */
+    _Atomic uint32_t n, err;
+    _Atomic uint32_t lat[HOST_LAT_BUCKETS];
+} host_win_slot;
+
+/* One version of a component: a wasm (by sha256) with its code. A
+ * component serves its stable version, and a canary version for a share of
+ * invocations when one is set. Replaced versions are freed like codes. */
+typedef struct host_version {
+    _Atomic(host_code *) code;    /* never NULL */
+    char sha[65];                 /* hex sha256 of the wasm */
+    char *source;                 /* the wasm file it was loaded from */
+    uint64_t created_real_ns;     /* when it was loaded (CLOCK_REALTIME) */
+    _Atomic uint64_t requests, errors;   /* since loaded: invocations, failed ones */
+    host_win_slot win[HOST_WIN_SLOTS];
+} host_version;
 
 typedef struct host_component {
     const keel_component_cfg *cfg;
     size_t index;
-    _Atomic(host_code *) code;    /* never NULL after keel_host_new */
+    /* versions (versions.c): stable never NULL after keel_host_new; canary
+     * serves canary_weight percent of invocations when set; staged was
+     * uploaded for a canary and serves nothing yet; previous is the stable
+     * version before the last deploy or promote (what rollback restores
+     * when there is no canary). staged and previous: under deploy_lock. */
+    _Atomic(host_version *) stable;
+    _Atomic(host_version *) canary;
+    _Atomic uint32_t canary_weight;
+    host_version *staged;
+    host_version *previous;
     uint32_t memory_pages;        /* instance limit, 0 = none */
     uint64_t timeout_ns;
     uint32_t concurrency;
@@ -76,7 +109,6 @@ typedef struct host_component {
     size_t npreopens;
     keel_store **kv;              /* the stores of its kv: grants */
     size_t nkv;
-    bool has_initialize, has_start, has_wapc_init;
     /* operability (obs.c, health.c) */
     double compile_seconds;       /* keel_module_load at start */
     bool has_health;              /* exports keel_health() -> i32 */
@@ -103,6 +135,21 @@ struct keel_host {
     keel_metrics *metrics;        /* obs.c */
     char config_digest[17];       /* sha256 prefix of the manifest file */
     struct host_prober *prober;   /* health.c's thread; NULL when none */
+    /* versions.c: deploys, canaries, tier-up swaps and the freeing of what
+     * they replace. Requests run inside read sections (host_read_enter);
+     * replaced codes and versions wait on a retire list until every read
+     * section that could have seen them has ended. */
+    pthread_mutex_t deploy_lock;
+    _Atomic unsigned read_epoch;
+    _Atomic uint64_t readers[2];
+    _Atomic bool retire_pending;
+    struct host_retired *retired;     /* replaced since the last epoch flip */
+    struct host_retired *waiting;     /* replaced before it: freed when readers[wait_slot] is 0 */
+    unsigned wait_slot;
+    pthread_mutex_t retire_lock;
+    char deployment_digest[65];       /* sha256 of the manifest and every stable sha */
+    char *cache_dir;                  /* the engine's compile cache; NULL: default */
+    bool background_opt;              /* fast-tier code gets optimized code later */
 };
 
 /* One invocation's span and CPU account (obs.c); lives on the stack of
@@ -165,8 +212,11 @@ typedef struct host_call {
     host_buf host_response;       /* result of the last __host_call */
     host_buf host_error;
     /* the instance (call.c) */
-    host_code *code;              /* what it runs: set by acquire (or by the
-                                     image builder for a template) */
+    host_version *version;        /* which version it runs: picked by acquire
+                                     when unset (host_version_pick) */
+    host_code *code;              /* what it runs: the version's code when
+                                     acquired (or set by the image builder
+                                     for a template) */
     keel_host_ctx ctx;
     keel_instance *inst;
     struct keel_wasi *wasi;
@@ -225,9 +275,57 @@ void host_image_build(keel_host *h, host_component *comp, host_code *code);
 int host_module_load(const char *wasm, keel_engine_opts eo, keel_module **out, char *why,
                      size_t whylen);
 
-/* Publishes code as comp's current code; the one it replaces goes on its
- * retired list. */
-void host_code_swap(host_component *comp, host_code *code);
+/* --- versions.c --- */
+
+/* Read sections: a request (or probe) runs between host_read_enter and
+ * host_read_exit (given what enter returned); codes and versions replaced
+ * meanwhile are freed only after it. */
+unsigned host_read_enter(keel_host *h);
+void host_read_exit(keel_host *h, unsigned slot);
+/* Frees what was replaced and is no longer reachable; cheap when nothing
+ * waits. Any thread. */
+void host_reap(keel_host *h);
+/* Makes a code for mod (taking it): its export flags, and its image when
+ * the component's instances can start from one (image: false: none). */
+host_code *host_code_new(keel_host *h, host_component *comp, keel_module *mod, bool image);
+void host_code_free(host_code *code);
+/* A new version serving code, loaded from source. */
+host_version *host_version_new(host_code *code, const char *source);
+/* Under deploy_lock: publishes code as v's code; the replaced one is
+ * retired. */
+void host_code_swap(keel_host *h, host_version *v, host_code *code);
+/* The version an invocation of comp runs: the canary for canary_weight
+ * percent of invocations, else the stable one. */
+host_version *host_version_pick(host_component *comp);
+/* Counts one finished invocation of v (error: 5xx, trap, guest error,
+ * deadline) taking dur_ns; for a canary, may roll it back (rollout:). */
+void host_version_record(keel_host *h, host_component *comp, host_version *v, bool error,
+                         uint64_t dur_ns);
+/* The versions still serving (stable, canary) and staged, for tier-up;
+ * fills out (room for 3), returns how many. Under deploy_lock. */
+size_t host_versions_live(host_component *comp, host_version **out);
+/* Under deploy_lock: v (NULL is fine) serves nothing any more; freed once
+ * no request can be running it. */
+void host_version_retire(keel_host *h, host_version *v);
+/* deploy.c: versions.c's verdict that canary is worse than the stable
+ * version, why saying by how much: rolls it back, logged and audited.
+ * Skipped (-1) when another change holds deploy_lock (the next check
+ * decides again) or the canary changed meanwhile. */
+int host_canary_auto_rollback(keel_host *h, host_component *comp, host_version *canary,
+                              const char *why);
+/* host.c: whether mod can serve as comp (the exports its ABI needs). */
+int host_module_fits(const host_component *c, const keel_module *mod, char *why,
+                     size_t whylen);
+/* JSON of one version for /admin/components. */
+void host_version_json(keel_host *h, const host_version *v, const char *role, uint32_t weight,
+                       keel_buf *b);
+/* Frees every version and code of comp and every retired one (host free). */
+void host_versions_free(keel_host *h, host_component *comp);
+void host_retired_free_all(keel_host *h);
+/* Metrics of versions (keel_component_version_*). */
+void host_versions_metrics(keel_host *h, keel_buf *b);
+/* Recomputes h->deployment_digest. Under deploy_lock. */
+void host_deployment_digest(keel_host *h);
 
 /* tierup.c: builds, in one background thread, the optimized code of every
  * distinct module that loaded on the fast tier (into the cache, cache_dir
@@ -237,6 +335,10 @@ void host_code_swap(host_component *comp, host_code *code);
  * one. host_tierup_stop stops it (waiting only for a swap in progress,
  * never for a compile); the thread frees what it owns. */
 void host_tierup_start(keel_host *h, const char *cache_dir);
+/* Under deploy_lock: gives v, when its code is digest's on the fast tier,
+ * the optimized code from the cache (a fresh image too) and swaps it in. */
+void host_version_upgrade(keel_host *h, host_component *comp, host_version *v,
+                          const char *digest, const char *cache_dir, double secs);
 void host_tierup_stop(keel_host *h);
 
 /* Runs a waPC invocation start to end: acquire, initializer, __guest_call

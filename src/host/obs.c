@@ -341,6 +341,7 @@ void host_obs_guest_line(const host_component *comp, keel_log_level level, const
 void keel_host_metrics(keel_host *h, keel_buf *b)
 {
     keel_metrics_render(h->metrics, b);
+    unsigned section = host_read_enter(h);
     keel_prom_family(b, "keel_inflight_requests", "gauge",
                      "Requests admitted to the component and not yet answered.");
     for (size_t i = 0; i < h->ncomps; i++) {
@@ -351,16 +352,17 @@ void keel_host_metrics(keel_host *h, keel_buf *b)
                      "Always 1: the component's module version (wasm sha256 prefix) and tier.");
     for (size_t i = 0; i < h->ncomps; i++) {
         char ver[13];
-        snprintf(ver, sizeof ver, "%.12s", keel_module_digest(atomic_load(&h->comps[i].code)->mod));
+        const host_code *code = atomic_load(&atomic_load(&h->comps[i].stable)->code);
+        snprintf(ver, sizeof ver, "%.12s", keel_module_digest(code->mod));
         const char *l[] = { "component", h->comps[i].cfg->name, "version", ver, "tier",
-                            keel_module_tier(atomic_load(&h->comps[i].code)->mod) };
+                            keel_module_tier(code->mod) };
         keel_prom_sample_u(b, "keel_component_info", l, 3, 1);
     }
     keel_prom_family(b, "keel_compile_seconds", "gauge",
                      "Time to load and compile the component's module at start, by tier.");
     for (size_t i = 0; i < h->ncomps; i++) {
         const char *l[] = { "component", h->comps[i].cfg->name, "tier",
-                            keel_module_tier(atomic_load(&h->comps[i].code)->mod) };
+                            keel_module_tier(atomic_load(&atomic_load(&h->comps[i].stable)->code)->mod) };
         keel_prom_sample(b, "keel_compile_seconds", l, 2, h->comps[i].compile_seconds);
     }
     keel_prom_family(b, "keel_circuit_state", "gauge",
@@ -385,4 +387,6 @@ void keel_host_metrics(keel_host *h, keel_buf *b)
                      "Always 1: sha256 prefix of the manifest file running.");
     const char *l[] = { "digest", h->config_digest };
     keel_prom_sample_u(b, "keel_config_digest_info", l, 1, 1);
+    host_read_exit(h, section);
+    host_versions_metrics(h, b);
 }

@@ -242,6 +242,7 @@ void host_wagi_handle(host_request *rq, host_component *comp, const keel_route *
     const keel_request *req = rq->req;
     envlist env = { 0 };
     host_call c = { .rq = rq, .comp = comp, .depth = 0, .cgi_stdout = -1 };
+    uint64_t t0 = keel_rt_now_ns();
     host_result r;
     memset(&r, 0, sizeof r);
     char *out = NULL;
@@ -320,6 +321,8 @@ void host_wagi_handle(host_request *rq, host_component *comp, const keel_route *
         keel_log(KEEL_LOG_WARN, name, "request %s: exited with code %d after a valid CGI "
                  "response", rq->id, exit_code);
 out:
+    host_version_record(rq->h, comp, c.version, resp->status >= 500 || resp->status == 0,
+                        keel_rt_now_ns() - t0);
     free(out);
     env_free(&env);
     host_call_free(&c);

@@ -123,8 +123,10 @@ static uint32_t HOST_FN(host_call)(CTX, uint32_t bd_ptr, uint32_t bd_len, uint32
     }
     host_result r;
     host_inv inv;
+    uint64_t t0 = keel_rt_now_ns();
     host_obs_invoke_begin(c->rq, &inv, to, callee.op, callee.op_len);
     host_wapc_run(&callee, &r);
+    host_version_record(c->rq->h, to, callee.version, r.end != HOST_OK, keel_rt_now_ns() - t0);
     host_obs_invoke_end(c->rq, &inv, r.end == HOST_OK ? KEEL_CALL_OK
                                      : r.end != HOST_TRAPPED ? KEEL_CALL_ERROR
                                      : r.o.trap == KEEL_TRAP_DEADLINE ? KEEL_CALL_DEADLINE

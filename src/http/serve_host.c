@@ -37,8 +37,8 @@ static void op_response_free(void *ctx, keel_response *r)
 
 static void op_tidy(void *ctx)
 {
-    (void)ctx;
     keel_host_tidy();
+    keel_host_reap(ctx);
 }
 
 static const keel_http_host_ops host_ops = {

@@ -229,7 +229,7 @@ static void unknown_keys(void **state)
     (void)state;
     EXPECT_ERR("listen: 127.0.0.1:1\nadmn: {}\n" HEAD,
                "keel.yaml:2:1: unknown top-level key 'admn' (supported: listen, region, stores, "
-               "admin, observability, components)");
+               "admin, rollout, observability, components)");
     EXPECT_ERR(HEAD "    wsm: x\n",
                "keel.yaml:4:5: component a: unknown key 'wsm' (supported: wasm, abi, "
                "routes, calls, config, env, files, limits, kv, residency, slo, circuit)");
