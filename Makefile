@@ -24,7 +24,8 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 GUEST_SRC := $(sort $(wildcard tests/guests/*.c tests/hostile/*.c))
 GUEST_WASM := $(patsubst tests/%.c,$(BUILD)/%.wasm,$(GUEST_SRC))
 COMPONENT_SRC  := $(sort $(wildcard tests/components/*.c))
-COMPONENT_WASM := $(COMPONENT_SRC:tests/components/%.c=$(BUILD)/components/%.wasm)
+COMPONENT_WASM := $(COMPONENT_SRC:tests/components/%.c=$(BUILD)/components/%.wasm) \
+                  $(BUILD)/components/release_v2.wasm $(BUILD)/components/release_bad.wasm
 # Test components built as WASI commands; the others are reactors.
 COMMAND_COMPONENTS := command cgi_env bad_cgi up_cgi
 # examples/shop: waPC components are WASI reactors; legacy (WAGI) is a command.
@@ -85,6 +86,14 @@ $(BUILD)/hostile/%.wasm: tests/hostile/%.c
 $(BUILD)/components/%.wasm: tests/components/%.c sdk/c/keel.h
 	@mkdir -p $(dir $@)
 	$(WASM_CC) $(WASM_CFLAGS) $(if $(filter $*,$(COMMAND_COMPONENTS)),,-mexec-model=reactor) -Isdk/c $< -o $@
+
+# Releases of tests/components/release.c for the deploy tests.
+$(BUILD)/components/release_v2.wasm: tests/components/release.c sdk/c/keel.h
+	@mkdir -p $(dir $@)
+	$(WASM_CC) $(WASM_CFLAGS) -mexec-model=reactor -DRELEASE=2 -Isdk/c $< -o $@
+$(BUILD)/components/release_bad.wasm: tests/components/release.c sdk/c/keel.h
+	@mkdir -p $(dir $@)
+	$(WASM_CC) $(WASM_CFLAGS) -mexec-model=reactor -DRELEASE=3 -DRELEASE_BROKEN -Isdk/c $< -o $@
 
 $(BUILD)/shop/%.wasm: examples/shop/%.c examples/shop/shop.h sdk/c/keel.h
 	@mkdir -p $(dir $@)

@@ -28,6 +28,8 @@ int main(int argc, char **argv)
         return keel_cmd_restore(argc - 1, argv + 1);
     if (strcmp(cmd, "alerts") == 0)
         return keel_cmd_alerts(argc - 1, argv + 1);
+    if (strcmp(cmd, "ctl") == 0)
+        return keel_cmd_ctl(argc - 1, argv + 1);
     if (strcmp(cmd, "compile") == 0)
         return keel_cmd_compile(argc - 1, argv + 1);
     return keel_usage_error(NULL, "unknown command \"%s\"", cmd);

@@ -50,7 +50,9 @@ static void reply(h2o_req_t *req, int status, const char *ctype, const char *bod
     req->res.status = status;
     req->res.reason = status == 200 ? "OK" : status == 401 ? "Unauthorized"
                     : status == 403 ? "Forbidden" : status == 404 ? "Not Found"
-                    : status == 405 ? "Method Not Allowed" : status == 422 ? "Unprocessable Entity"
+                    : status == 405 ? "Method Not Allowed" : status == 409 ? "Conflict"
+                    : status == 400 ? "Bad Request" : status == 413 ? "Payload Too Large"
+                    : status == 422 ? "Unprocessable Entity"
                     : status == 500 ? "Internal Server Error" : "Service Unavailable";
     req->res.content_length = len;
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, ctype,
@@ -87,10 +89,32 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     keel_admin *a = ((admin_handler *)self)->a;
     bool get = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) ||
                h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"));
+    if (get && (path_is(req, "/admin/components") || path_is(req, "/admin/state"))) {
+        keel_buf b = { 0 };
+        pthread_mutex_lock(&a->mu);
+        keel_host *h = a->host;
+        if (h) {
+            keel_host_reap(h);
+            if (path_is(req, "/admin/state"))
+                keel_host_state_json(h, &b);
+            else
+                keel_host_components_json(h, &b);
+        }
+        pthread_mutex_unlock(&a->mu);
+        if (!h) {
+            reply(req, 503, "application/json",
+                  H2O_STRLIT("{\"error\":\"components are still loading\"}\n"));
+            return 0;
+        }
+        reply_buf(req, 200, "application/json", &b);
+        return 0;
+    }
     if (keel_admin_is_mutation(req)) {
         keel_buf b = { 0 };
         pthread_mutex_lock(&a->mu);
         int status = keel_admin_mutate(a->host, req, &b);
+        if (a->host)
+            keel_host_reap(a->host);
         pthread_mutex_unlock(&a->mu);
         if (status == 405)
             h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL,

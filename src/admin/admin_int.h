@@ -22,4 +22,11 @@ int keel_admin_authorize(const keel_manifest *m, h2o_req_t *req, char *why, size
  * returns the status. */
 int keel_admin_mutate(keel_host *h, h2o_req_t *req, keel_buf *out);
 
+/* components.c: whether req is for /admin/components/NAME[/ACTION], and
+ * serving it (already authorized as who) against h (NULL while loading):
+ * JSON into out, returns the status; *allow names the method a 405 wants. */
+bool keel_admin_is_component_call(h2o_req_t *req);
+int keel_admin_component_call(keel_host *h, h2o_req_t *req, const char *who, keel_buf *out,
+                              const char **allow);
+
 #endif

@@ -127,6 +127,20 @@ int keel_admin_mutate(keel_host *h, h2o_req_t *req, keel_buf *out)
 {
     const keel_manifest *m = h ? keel_host_manifest(h) : NULL;
     char why[512];
+    if (keel_admin_is_component_call(req)) {
+        int st = keel_admin_authorize(m, req, why, sizeof why);
+        if (st) {
+            keel_log(KEEL_LOG_WARN, "admin", "%.*s %.*s refused (%d): %s",
+                     (int)req->method.len, req->method.base, (int)req->path_normalized.len,
+                     req->path_normalized.base, st, why);
+            keel_buf_puts(out, "{\"error\":\"");
+            keel_buf_json(out, why);
+            keel_buf_puts(out, "\"}\n");
+            return st;
+        }
+        const char *allow = NULL;
+        return keel_admin_component_call(h, req, "admin", out, &allow);
+    }
     h2o_iovec_t name = backup_store_name(req);
     if (!name.len) {
         keel_buf_puts(out, "{\"error\":\"no such admin endpoint (POST "

@@ -16,6 +16,7 @@ static const char overview[] =
     "  compile   compile a module ahead of time into the cache\n"
     "  check     validate keel.yaml and its modules without compiling\n"
     "  alerts    print Prometheus SLO alert rules (or Alertmanager inhibit rules)\n"
+    "  ctl       deploy, canary, promote, roll back, reload a running keel up\n"
     "  help      show help for a command: keel help run\n"
     "\n"
     "  keel --version    print the version\n"
@@ -132,8 +133,31 @@ static const char restore_usage[] =
     "exit status: 0 restored, 1 refused or failed (the store is unchanged),\n"
     "2 on a usage error.\n";
 
+static const char ctl_usage[] =
+    "usage: keel ctl [--admin URL] [--token-file FILE] SUBCOMMAND ...\n"
+    "\n"
+    "Drives a running keel up through its admin API (docs/operations.md).\n"
+    "\n"
+    "  deploy NAME FILE.wasm [--tier fast|opt] [--canary PERCENT]\n"
+    "      upload FILE as component NAME's new version; with --canary it is\n"
+    "      staged, then serves PERCENT of NAME's invocations beside the stable\n"
+    "      version (Keel rolls it back by itself when it is worse: rollout:)\n"
+    "  canary NAME SHA256 PERCENT   set the canary's share (0..100)\n"
+    "  promote NAME                 the canary becomes the stable version\n"
+    "  rollback NAME [--why TEXT]   end the canary, or restore the previous version\n"
+    "  status [--json]              versions, roles, weights, error ratio, p99\n"
+    "  reload                       re-read keel.yaml (like SIGHUP)\n"
+    "\n"
+    "URL: $KEEL_ADMIN, else http://127.0.0.1:9090. FILE: $KEEL_TOKEN_FILE (the\n"
+    "bearer token, or the first LABEL TOKEN line of an admin.token_file).\n"
+    "\n"
+    "exit status: 0 when Keel answered 2xx, 1 otherwise (its error printed),\n"
+    "2 on a usage error.\n";
+
 const char *keel_usage(const char *cmd)
 {
+    if (cmd && strcmp(cmd, "ctl") == 0)
+        return ctl_usage;
     if (cmd && strcmp(cmd, "backup") == 0)
         return backup_usage;
     if (cmd && strcmp(cmd, "restore") == 0)
@@ -178,7 +202,7 @@ int keel_cmd_help(int argc, char **argv)
     const char *cmd = argc > 1 ? argv[1] : NULL;
     if (cmd && strcmp(cmd, "run") && strcmp(cmd, "compile") && strcmp(cmd, "check") &&
         strcmp(cmd, "up") && strcmp(cmd, "help") && strcmp(cmd, "backup") &&
-        strcmp(cmd, "restore") && strcmp(cmd, "alerts"))
+        strcmp(cmd, "restore") && strcmp(cmd, "alerts") && strcmp(cmd, "ctl"))
         return keel_usage_error(NULL, "unknown command \"%s\"", cmd);
     fputs(keel_usage(cmd), stdout);
     return KEEL_EXIT_OK;

@@ -31,13 +31,14 @@ static void audit_change(const char *event, const char *who, const host_componen
                          const char *extra)
 {
     keel_buf f = { 0 };
-    keel_buf_puts(&f, "\"component\":");
+    keel_buf_puts(&f, "\"component\":\"");
     keel_buf_json(&f, comp->cfg->name);
-    keel_buf_printf(&f, ",\"old_sha256\":\"%s\",\"new_sha256\":\"%s\"", old_sha ? old_sha : "",
+    keel_buf_printf(&f, "\",\"old_sha256\":\"%s\",\"new_sha256\":\"%s\"", old_sha ? old_sha : "",
                     new_sha ? new_sha : "");
     if (why) {
-        keel_buf_puts(&f, ",\"why\":");
+        keel_buf_puts(&f, ",\"why\":\"");
         keel_buf_json(&f, why);
+        keel_buf_puts(&f, "\"");
     }
     if (extra)
         keel_buf_printf(&f, ",%s", extra);
@@ -263,9 +264,9 @@ void keel_host_components_json(keel_host *h, keel_buf *b)
         host_component *c = &h->comps[i];
         host_version *stable = atomic_load(&c->stable), *canary = atomic_load(&c->canary);
         uint32_t w = canary ? atomic_load(&c->canary_weight) : 0;
-        keel_buf_puts(b, i ? ",{\"name\":" : "{\"name\":");
+        keel_buf_puts(b, i ? ",{\"name\":\"" : "{\"name\":\"");
         keel_buf_json(b, c->cfg->name);
-        keel_buf_printf(b, ",\"abi\":\"%s\",\"state\":\"%s\",\"versions\":[",
+        keel_buf_printf(b, "\",\"abi\":\"%s\",\"state\":\"%s\",\"versions\":[",
                         c->cfg->abi == KEEL_ABI_WAPC ? "wapc" : "wagi",
                         canary ? "canary" : "stable");
         host_version_json(h, stable, "stable", 100u - w, b);
@@ -290,16 +291,16 @@ void keel_host_components_json(keel_host *h, keel_buf *b)
 void keel_host_state_json(keel_host *h, keel_buf *b)
 {
     pthread_mutex_lock(&h->deploy_lock);
-    keel_buf_printf(b, "{\"deployment_digest\":\"%s\",\"config_digest\":\"%s\",\"manifest\":",
+    keel_buf_printf(b, "{\"deployment_digest\":\"%s\",\"config_digest\":\"%s\",\"manifest\":\"",
                     h->deployment_digest, h->config_digest);
     keel_buf_json(b, h->m->path ? h->m->path : "");
-    keel_buf_puts(b, ",\"components\":{");
+    keel_buf_puts(b, "\",\"components\":{");
     for (size_t i = 0; i < h->ncomps; i++) {
         host_component *c = &h->comps[i];
         host_version *canary = atomic_load(&c->canary);
-        keel_buf_puts(b, i ? "," : "");
+        keel_buf_puts(b, i ? ",\"" : "\"");
         keel_buf_json(b, c->cfg->name);
-        keel_buf_printf(b, ":{\"stable\":\"%s\"", atomic_load(&c->stable)->sha);
+        keel_buf_printf(b, "\":{\"stable\":\"%s\"", atomic_load(&c->stable)->sha);
         if (canary)
             keel_buf_printf(b, ",\"canary\":\"%s\",\"canary_weight\":%u", canary->sha,
                             atomic_load(&c->canary_weight));

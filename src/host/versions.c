@@ -439,9 +439,9 @@ void host_version_json(keel_host *h, const host_version *v, const char *role, ui
     window_sum(h, (host_version *)v, &s);
     const host_code *code = atomic_load(&((host_version *)v)->code);
     keel_buf_printf(b, "{\"sha256\":\"%s\",\"role\":\"%s\",\"weight\":%u,\"tier\":\"%s\","
-                    "\"source\":", v->sha, role, weight, keel_module_tier(code->mod));
+                    "\"source\":\"", v->sha, role, weight, keel_module_tier(code->mod));
     keel_buf_json(b, v->source);
-    keel_buf_printf(b, ",\"requests\":%llu,\"errors\":%llu,\"window\":{\"requests\":%llu,"
+    keel_buf_printf(b, "\",\"requests\":%llu,\"errors\":%llu,\"window\":{\"requests\":%llu,"
                     "\"error_ratio\":%.4f,\"p99_ms\":%.3f}}",
                     (unsigned long long)atomic_load(&((host_version *)v)->requests),
                     (unsigned long long)atomic_load(&((host_version *)v)->errors),
