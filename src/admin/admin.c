@@ -42,6 +42,8 @@ struct keel_admin {
     atomic_bool stop;
     pthread_mutex_t mu;          /* held while a request reads host */
     keel_host *host;
+    keel_admin_reload_fn reload; /* under mu */
+    void *reload_arg;
 };
 
 static void reply(h2o_req_t *req, int status, const char *ctype, const char *body, size_t len)
@@ -72,6 +74,56 @@ static void reply_buf(h2o_req_t *req, int status, const char *ctype, keel_buf *b
     memcpy(body, b->data ? b->data : "", b->len);
     reply(req, status, ctype, body, b->len);
     keel_buf_free(b);
+}
+
+void keel_admin_set_reload(keel_admin *a, keel_admin_reload_fn fn, void *arg)
+{
+    if (!a)
+        return;
+    pthread_mutex_lock(&a->mu);
+    a->reload = fn;
+    a->reload_arg = arg;
+    pthread_mutex_unlock(&a->mu);
+}
+
+/* POST /admin/reload: authorized, then the reload runs without mu held
+ * (the new host is attached through keel_admin_set_host). */
+static void serve_reload(keel_admin *a, h2o_req_t *req)
+{
+    keel_buf b = { 0 };
+    char why[1024];
+    if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST"))) {
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, H2O_STRLIT("POST"));
+        reply(req, 405, "application/json", H2O_STRLIT("{\"error\":\"method not allowed (POST)\"}\n"));
+        return;
+    }
+    pthread_mutex_lock(&a->mu);
+    const keel_manifest *m = a->host ? keel_host_manifest(a->host) : NULL;
+    int st = keel_admin_authorize(m, req, why, sizeof why);
+    keel_admin_reload_fn fn = a->reload;
+    void *arg = a->reload_arg;
+    pthread_mutex_unlock(&a->mu);
+    if (!st && !fn) {
+        st = 503;
+        snprintf(why, sizeof why, "reloads are not available (still loading, or stopping)");
+    }
+    if (!st && fn(arg, "admin", why, sizeof why) != 0)
+        st = 422;
+    if (st) {
+        if (st == 401)
+            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL,
+                           H2O_STRLIT("Bearer"));
+        keel_buf_puts(&b, "{\"error\":\"");
+        keel_buf_json(&b, why);
+        keel_buf_puts(&b, "\"}\n");
+        reply_buf(req, st, "application/json", &b);
+        return;
+    }
+    pthread_mutex_lock(&a->mu);
+    if (a->host)
+        keel_host_state_json(a->host, &b);
+    pthread_mutex_unlock(&a->mu);
+    reply_buf(req, 200, "application/json", &b);
 }
 
 static bool path_is(h2o_req_t *req, const char *p)
@@ -107,6 +159,10 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
             return 0;
         }
         reply_buf(req, 200, "application/json", &b);
+        return 0;
+    }
+    if (path_is(req, "/admin/reload")) {
+        serve_reload(a, req);
         return 0;
     }
     if (keel_admin_is_mutation(req)) {

@@ -6,8 +6,10 @@
  *   GET /readyz    200 when every component is loaded; 503 + JSON reason
  *   GET /health    per-component JSON status (see keel_host_health)
  *
- * and the mutating endpoints of mutate.c (POST /admin/stores/NAME/backup),
- * which require the bearer token of admin.token_file. The host is attached
+ * the component endpoints of components.c (GET /admin/components,
+ * /admin/state; PUT and POST /admin/components/NAME...), POST /admin/reload,
+ * and the mutating endpoints of mutate.c (POST /admin/stores/NAME/backup);
+ * every mutating call requires the bearer token of admin.token_file. The host is attached
  * once loaded (keel_admin_set_host); until then /readyz and /health answer
  * 503. */
 #ifndef KEEL_ADMIN_ADMIN_H
@@ -27,6 +29,11 @@ int keel_admin_start(const char *listen, keel_admin **out, int *port, char *err,
  * admin thread finishes any request using the old host before this
  * returns, so the caller may free it afterwards. */
 void keel_admin_set_host(keel_admin *a, keel_host *h);
+/* What POST /admin/reload calls (on the admin thread, with no host in
+ * use): 0, or a negative KEEL_E* with the error in err. NULL: reloads off
+ * (503). */
+typedef int (*keel_admin_reload_fn)(void *arg, const char *who, char *err, size_t errlen);
+void keel_admin_set_reload(keel_admin *a, keel_admin_reload_fn fn, void *arg);
 /* Stops and joins the thread, closes the listener. NULL is fine. */
 void keel_admin_stop(keel_admin *a);
 

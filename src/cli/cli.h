@@ -18,6 +18,14 @@ int keel_cmd_restore(int argc, char **argv);
 int keel_cmd_alerts(int argc, char **argv);
 int keel_cmd_ctl(int argc, char **argv);
 
+/* reload.c: SIGHUP and POST /admin/reload re-read keel.yaml into l while
+ * serving; the admin listener (NULL is fine) follows the new host. */
+struct keel_live;
+struct keel_admin;
+typedef struct keel_reloader keel_reloader;
+keel_reloader *keel_reloader_start(struct keel_live *l, struct keel_admin *a);
+void keel_reloader_stop(keel_reloader *r);
+
 /* Usage text of a command ("run", "compile", NULL for the overview). */
 const char *keel_usage(const char *cmd);
 

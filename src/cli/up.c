@@ -53,6 +53,8 @@ int keel_cmd_up(int argc, char **argv)
     keel_manifest *m = NULL;
     keel_host *h = NULL;
     keel_admin *admin = NULL;
+    keel_live *live = NULL;
+    keel_reloader *reloader = NULL;
     int status = KEEL_EXIT_FAIL;
     if (keel_manifest_load(file, &m, err, sizeof err)) {
         fprintf(stderr, "keel: %s\n", err);
@@ -93,6 +95,8 @@ int keel_cmd_up(int argc, char **argv)
         goto out;
     }
     keel_admin_set_host(admin, h);
+    live = keel_live_new(h, m, &ho);   /* owns h and m from here */
+    reloader = keel_reloader_start(live, admin);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_stop_signal;
@@ -102,18 +106,23 @@ int keel_cmd_up(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     keel_http_opts hopts = { .listen = listen ? listen : m->listen };
-    if (keel_http_serve(h, &hopts, &stop_requested, err, sizeof err)) {
+    if (keel_http_serve(live, &hopts, &stop_requested, err, sizeof err)) {
         fprintf(stderr, "keel: %s\n", err);
         goto out;
     }
     keel_log(KEEL_LOG_INFO, NULL, "stopped");
     status = KEEL_EXIT_OK;
 out:
+    keel_reloader_stop(reloader);
     keel_admin_set_host(admin, NULL);
     keel_admin_stop(admin);
     keel_tracer_stop();
-    keel_host_free(h);
+    if (live) {
+        keel_live_free(live);
+    } else {
+        keel_host_free(h);
+        keel_manifest_free(m);
+    }
     keel_log_queue_stop();
-    keel_manifest_free(m);
     return status;
 }

@@ -255,6 +255,7 @@ static int component_setup(keel_host *h, host_component *c, const keel_host_opts
                         cfg->wasm_pos.line, cfg->wasm_pos.col, cfg->name, why);
     /* the image comes once every component is set up (keel_host_new) */
     atomic_init(&c->stable, host_version_new(host_code_new(h, c, mod, false), cfg->wasm));
+    snprintf(c->manifest_sha, sizeof c->manifest_sha, "%s", keel_module_digest(mod));
     c->has_health = has_export(mod, "keel_health", ":i", KEEL_EXTERN_FUNC);
     c->compile_seconds = (double)(keel_rt_now_ns() - t0) / 1e9;
 
@@ -495,10 +496,8 @@ int keel_host_new(const keel_manifest *m, const keel_host_opts *o, keel_host **o
     return 0;
 }
 
-void keel_host_free(keel_host *h)
+void keel_host_release_contents(keel_host *h)
 {
-    if (!h)
-        return;
     host_tierup_stop(h);
     host_health_free(h);
     for (size_t i = 0; i < h->ncomps; i++) {
@@ -524,6 +523,13 @@ void keel_host_free(keel_host *h)
     free(h->exact);
     free(h->prefix);
     host_obs_free(h);
+}
+
+void keel_host_free(keel_host *h)
+{
+    if (!h)
+        return;
+    keel_host_release_contents(h);
     free(h);
 }
 

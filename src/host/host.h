@@ -175,4 +175,27 @@ void keel_host_state_json(keel_host *h, keel_buf *out);
 /* Frees replaced versions no request uses any more (cheap when none). */
 void keel_host_reap(keel_host *h);
 
+/* ---- the serving host, replaced by reloads (live.c) ---- */
+
+typedef struct keel_live keel_live;
+/* Takes h and its manifest m (both freed by keel_live_free). o: how
+ * reloads build hosts. */
+keel_live *keel_live_new(keel_host *h, keel_manifest *m, const keel_host_opts *o);
+void keel_live_free(keel_live *l);
+/* Called under the reload lock with each new host once it serves (the
+ * admin listener follows it). */
+void keel_live_on_swap(keel_live *l, void (*fn)(void *arg, keel_host *h), void *arg);
+/* Re-reads the manifest file; a valid one replaces the host (see live.c),
+ * an invalid one changes nothing: a negative KEEL_E* with the
+ * FILE:LINE:COL error in err. Logged and audited either way. */
+int keel_live_reload(keel_live *l, const char *who, char *err, size_t errlen);
+/* The current host, kept from being freed until keel_live_unpin. */
+keel_host *keel_live_pin(keel_live *l);
+void keel_live_unpin(keel_live *l, keel_host *h);
+keel_host *keel_live_current(keel_live *l);
+/* Frees replaced hosts nothing uses any more (cheap when none). */
+void keel_live_reap(keel_live *l);
+/* keel_host_free without freeing h itself (live.c keeps the struct). */
+void keel_host_release_contents(keel_host *h);
+
 #endif

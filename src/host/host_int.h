@@ -95,6 +95,7 @@ typedef struct host_component {
     _Atomic uint32_t canary_weight;
     host_version *staged;
     host_version *previous;
+    char manifest_sha[65];        /* the version keel.yaml's wasm gave at load */
     uint32_t memory_pages;        /* instance limit, 0 = none */
     uint64_t timeout_ns;
     uint32_t concurrency;
@@ -148,6 +149,7 @@ struct keel_host {
     unsigned wait_slot;
     pthread_mutex_t retire_lock;
     char deployment_digest[65];       /* sha256 of the manifest and every stable sha */
+    _Atomic uint64_t pins;            /* live.c: requests routing through this host */
     char *cache_dir;                  /* the engine's compile cache; NULL: default */
     bool background_opt;              /* fast-tier code gets optimized code later */
 };
@@ -316,6 +318,8 @@ int host_canary_auto_rollback(keel_host *h, host_component *comp, host_version *
 /* host.c: whether mod can serve as comp (the exports its ABI needs). */
 int host_module_fits(const host_component *c, const keel_module *mod, char *why,
                      size_t whylen);
+/* live.c: keel_config_reload* metrics. */
+void host_live_metrics(keel_buf *b);
 /* JSON of one version for /admin/components. */
 void host_version_json(keel_host *h, const host_version *v, const char *role, uint32_t weight,
                        keel_buf *b);

@@ -389,4 +389,5 @@ void keel_host_metrics(keel_host *h, keel_buf *b)
     keel_prom_sample_u(b, "keel_config_digest_info", l, 1, 1);
     host_read_exit(h, section);
     host_versions_metrics(h, b);
+    host_live_metrics(b);
 }

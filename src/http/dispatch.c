@@ -32,8 +32,11 @@ struct http_placement {
 void http_placement_init(srv *s)
 {
     size_t n = 0;
-    while (s->ops->component(s->hctx, n) != NULL)
+    void *hc = s->ops->pin ? s->ops->pin(s->hctx) : s->hctx;
+    while (s->ops->component(hc, n) != NULL)
         n++;
+    if (s->ops->unpin)
+        s->ops->unpin(s->hctx, hc);
     s->nplacements = n;
     s->placements = n ? aligned_alloc(64, n * sizeof *s->placements) : NULL;
     if (n && s->placements == NULL)

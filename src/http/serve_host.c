@@ -1,5 +1,7 @@
 /* serve_host.c — keel_http_serve: the server wired to the real component
- * host through the function table of server_int.h. */
+ * host through the function table of server_int.h. The table's ctx is the
+ * keel_live; each request pins the host serving at that moment and every
+ * other function gets that host. */
 #include "http/server_int.h"
 
 static int op_match(void *ctx, const char *method, size_t method_len, const char *path,
@@ -38,7 +40,20 @@ static void op_response_free(void *ctx, keel_response *r)
 static void op_tidy(void *ctx)
 {
     keel_host_tidy();
-    keel_host_reap(ctx);
+    keel_host *h = keel_live_pin(ctx);
+    keel_host_reap(h);
+    keel_live_unpin(ctx, h);
+    keel_live_reap(ctx);
+}
+
+static void *op_pin(void *ctx)
+{
+    return keel_live_pin(ctx);
+}
+
+static void op_unpin(void *ctx, void *pinned)
+{
+    keel_live_unpin(ctx, pinned);
 }
 
 static const keel_http_host_ops host_ops = {
@@ -49,10 +64,12 @@ static const keel_http_host_ops host_ops = {
     .handle = op_handle,
     .response_free = op_response_free,
     .tidy = op_tidy,
+    .pin = op_pin,
+    .unpin = op_unpin,
 };
 
-int keel_http_serve(keel_host *h, const keel_http_opts *o, volatile sig_atomic_t *stop,
+int keel_http_serve(keel_live *l, const keel_http_opts *o, volatile sig_atomic_t *stop,
                     char *err, size_t errlen)
 {
-    return keel_http_serve_ops(&host_ops, h, o, stop, err, errlen);
+    return keel_http_serve_ops(&host_ops, l, o, stop, err, errlen);
 }

@@ -90,7 +90,7 @@ static void send_plain(h2o_req_t *req, int status, h2o_iovec_t id, const char *m
 }
 
 /* "GET, HEAD" for the methods some route of path accepts, or NULL. */
-static const char *allow_list(srv *s, h2o_req_t *req, h2o_iovec_t path)
+static const char *allow_list(srv *s, void *hc, h2o_req_t *req, h2o_iovec_t path)
 {
     static const char *const methods[] = { "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH",
                                            "OPTIONS" };
@@ -98,7 +98,7 @@ static const char *allow_list(srv *s, h2o_req_t *req, h2o_iovec_t path)
     size_t n = 0;
     for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
         keel_route_match m;
-        if (s->ops->match(s->hctx, methods[i], strlen(methods[i]), path.base, path.len, &m) != 0)
+        if (s->ops->match(hc, methods[i], strlen(methods[i]), path.base, path.len, &m) != 0)
             continue;
         n += (size_t)snprintf(out + n, 64 - n, "%s%s", n ? ", " : "", methods[i]);
     }
@@ -216,9 +216,9 @@ static void target_of(h2o_req_t *req, h2o_iovec_t *path, h2o_iovec_t *query, h2o
     *query = q ? h2o_iovec_init(q + 1, raw.len - plen - 1) : h2o_iovec_init("", 0);
 }
 
-static int on_req(h2o_handler_t *self, h2o_req_t *req)
+/* on_req with the host pinned for the request (hc: the ops' ctx for it). */
+static int route_request(srv *s, void *hc, h2o_req_t *req)
 {
-    srv *s = ((keel_handler *)self)->s;
     loop *lp = H2O_STRUCT_FROM_MEMBER(loop, ctx, req->conn->ctx);
     h2o_iovec_t id = request_id(lp, req);
 
@@ -230,13 +230,13 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     h2o_iovec_t path, query, uri;
     target_of(req, &path, &query, &uri);
     keel_route_match m;
-    int rc = s->ops->match(s->hctx, req->method.base, req->method.len, path.base, path.len, &m);
+    int rc = s->ops->match(hc, req->method.base, req->method.len, path.base, path.len, &m);
     if (rc == 404) {
         send_plain(req, 404, id, "no route", NULL, NULL, false);
         return 0;
     }
     if (rc == 405) {
-        const char *allow = allow_list(s, req, path);
+        const char *allow = allow_list(s, hc, req, path);
         send_plain(req, 405, id, "method not allowed", allow ? "Allow" : NULL, allow, false);
         return 0;
     }
@@ -244,7 +244,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         send_plain(req, 500, id, "routing failed", NULL, NULL, false);
         return 0;
     }
-    const keel_component_cfg *cfg = s->ops->component(s->hctx, m.component);
+    const keel_component_cfg *cfg = s->ops->component(hc, m.component);
     uint64_t body_limit = cfg ? cfg->limits.body : KEEL_DEFAULT_BODY;
     uint64_t timeout = cfg ? cfg->limits.timeout_ns : KEEL_DEFAULT_TIMEOUT_NS;
     if (req->entity.base != NULL && req->entity.len > body_limit) {
@@ -252,7 +252,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         send_plain(req, 413, id, "request body too large", NULL, NULL, false);
         return 0;
     }
-    if (!s->ops->admit(s->hctx, m.component)) {
+    if (!s->ops->admit(hc, m.component)) {
         send_plain(req, 503, id, "component busy", "Retry-After", "1", false);
         return 0;
     }
@@ -260,6 +260,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     job *j = http_job_new(s, lp, req, id, path, query, uri, c);
     uint64_t now = http_now_ns();
     j->match = m;
+    j->hctx = hc;
     j->kreq.deadline_ns = now + timeout;
     j->id = id;
     if (http_run_inline(s, m.component, now)) {
@@ -282,7 +283,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     if (!http_queue_push(s, j)) {
         atomic_fetch_sub(&s->inflight, 1);
         rl->j = NULL;
-        s->ops->release(s->hctx, m.component);
+        s->ops->release(hc, m.component);
         free(j);
         keel_metrics_rejected(keel_metrics_global, m.component, KEEL_REJECT_QUEUE);
         send_plain(req, 503, id, "server busy", "Retry-After", "1", false);
@@ -291,6 +292,16 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     if (c != NULL)
         c->busy = true;
     return 0;
+}
+
+static int on_req(h2o_handler_t *self, h2o_req_t *req)
+{
+    srv *s = ((keel_handler *)self)->s;
+    void *hc = s->ops->pin ? s->ops->pin(s->hctx) : s->hctx;
+    int rc = route_request(s, hc, req);
+    if (s->ops->unpin)
+        s->ops->unpin(s->hctx, hc);
+    return rc;
 }
 
 /* -------------------------------------------------------- connections */
@@ -490,9 +501,12 @@ static size_t max_entity(const keel_http_host_ops *ops, void *ctx)
 {
     uint64_t max = 0;
     const keel_component_cfg *c;
-    for (size_t i = 0; (c = ops->component(ctx, i)) != NULL; i++)
+    void *hc = ops->pin ? ops->pin(ctx) : ctx;
+    for (size_t i = 0; (c = ops->component(hc, i)) != NULL; i++)
         if (c->limits.body > max)
             max = c->limits.body;
+    if (ops->unpin)
+        ops->unpin(ctx, hc);
     return max >= SIZE_MAX - 1 ? SIZE_MAX - 1 : (size_t)max + 1;
 }
 

@@ -71,8 +71,11 @@ typedef struct keel_http_opts {
     void *ready_arg;
 } keel_http_opts;
 
-/* Binds o->listen and serves until *stop becomes non-zero (set from a
- * signal handler), then drains in-flight requests and returns 0. Returns a
+/* Binds o->listen and serves l's current host (each request routed by the
+ * host serving when it arrived; a reload swaps hosts between requests)
+ * until *stop becomes non-zero (set from a signal handler), then drains
+ * in-flight requests and returns 0. The largest limits.body h2o accepts is
+ * the one at start: raising it beyond needs a restart. Returns a
  * negative KEEL_E* with err filled when it cannot listen.
  *
  * Draining: listeners close at once, idle connections are shut down,
@@ -80,7 +83,7 @@ typedef struct keel_http_opts {
  * response; after KEEL_HTTP_DRAIN_TIMEOUT_MS whatever is left is abandoned
  * (logged) and the call returns anyway. Threads Keel creates block SIGPIPE,
  * SIGINT, SIGTERM and SIGHUP, so those reach the calling thread. */
-int keel_http_serve(keel_host *h, const keel_http_opts *o, volatile sig_atomic_t *stop,
+int keel_http_serve(keel_live *l, const keel_http_opts *o, volatile sig_atomic_t *stop,
                     char *err, size_t errlen);
 
 #endif

@@ -29,6 +29,11 @@ typedef struct keel_http_host_ops {
                    keel_response *resp);
     void (*response_free)(void *ctx, keel_response *r);
     void (*tidy)(void *ctx);
+    /* Optional, for a host replaced while serving: pin returns the ctx one
+     * request uses (kept alive until unpin, and past it while admitted);
+     * every other function of that request gets it instead of ctx. */
+    void *(*pin)(void *ctx);
+    void (*unpin)(void *ctx, void *pinned);
 } keel_http_host_ops;
 
 /* keel_http_serve with the host given as ops + ctx (both must outlive the

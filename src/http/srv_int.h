@@ -40,6 +40,7 @@ struct job {
     job *qnext;                   /* the workers' queue */
     loop *lp;
     h2o_req_t *req;               /* NULL once h2o disposed the request */
+    void *hctx;                   /* the ops' ctx this request was admitted by */
     req_link *rl;
     conn *c;
     h2o_iovec_t id;               /* in the request pool */

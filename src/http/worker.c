@@ -232,7 +232,7 @@ void http_job_run(srv *s, job *j)
         long waits0 = 0, waits1 = 0;
         if (exact)
             thread_usage(&cpu0, &waits0);
-        s->ops->handle(s->hctx, &j->match, &j->kreq, &j->resp);
+        s->ops->handle(j->hctx, &j->match, &j->kreq, &j->resp);
         uint64_t wall = http_now_ns() - t0;
         if (exact) {
             /* What the request cost this thread: its CPU time, or its wall
@@ -245,7 +245,7 @@ void http_job_run(srv *s, job *j)
             http_placement_note_wall(s, comp, wall);
         }
     }
-    s->ops->release(s->hctx, j->match.component);
+    s->ops->release(j->hctx, j->match.component);
 }
 
 void *http_worker_main(void *arg)
