@@ -25,7 +25,8 @@ GUEST_SRC := $(sort $(wildcard tests/guests/*.c tests/hostile/*.c))
 GUEST_WASM := $(patsubst tests/%.c,$(BUILD)/%.wasm,$(GUEST_SRC))
 COMPONENT_SRC  := $(sort $(wildcard tests/components/*.c))
 COMPONENT_WASM := $(COMPONENT_SRC:tests/components/%.c=$(BUILD)/components/%.wasm) \
-                  $(BUILD)/components/release_v2.wasm $(BUILD)/components/release_bad.wasm
+                  $(BUILD)/components/release_v2.wasm $(BUILD)/components/release_bad.wasm \
+                  $(BUILD)/components/release_slow.wasm
 # Test components built as WASI commands; the others are reactors.
 COMMAND_COMPONENTS := command cgi_env bad_cgi up_cgi
 # examples/shop: waPC components are WASI reactors; legacy (WAGI) is a command.
@@ -94,6 +95,9 @@ $(BUILD)/components/release_v2.wasm: tests/components/release.c sdk/c/keel.h
 $(BUILD)/components/release_bad.wasm: tests/components/release.c sdk/c/keel.h
 	@mkdir -p $(dir $@)
 	$(WASM_CC) $(WASM_CFLAGS) -mexec-model=reactor -DRELEASE=3 -DRELEASE_BROKEN -Isdk/c $< -o $@
+$(BUILD)/components/release_slow.wasm: tests/components/release.c sdk/c/keel.h
+	@mkdir -p $(dir $@)
+	$(WASM_CC) $(WASM_CFLAGS) -mexec-model=reactor -DRELEASE=4 -DRELEASE_SLOW_MS=40 -Isdk/c $< -o $@
 
 $(BUILD)/shop/%.wasm: examples/shop/%.c examples/shop/shop.h sdk/c/keel.h
 	@mkdir -p $(dir $@)

@@ -1,7 +1,8 @@
 /* release.c — one component in several releases, for the deploy, canary
  * and rollback tests: built as release.wasm (release 1), and by the
  * Makefile as release_v2.wasm (-DRELEASE=2: a good new release) and
- * release_bad.wasm (-DRELEASE_BROKEN: every request fails). "version"
+ * release_bad.wasm (-DRELEASE_BROKEN: every request fails) and
+ * release_slow.wasm (-DRELEASE_SLOW_MS=40: each answer takes 40 ms). "version"
  * answers "release N"; "slow" waits the milliseconds in its payload, so
  * a test can keep requests in flight across a swap. */
 #define KEEL_IMPLEMENTATION
@@ -18,6 +19,10 @@
 static void version(const uint8_t *payload, size_t len)
 {
     (void)payload; (void)len;
+#ifdef RELEASE_SLOW_MS
+    struct timespec pause = { 0, RELEASE_SLOW_MS * 1000000L };
+    nanosleep(&pause, NULL);
+#endif
 #ifdef RELEASE_BROKEN
     keel_fail("release is broken on purpose");
 #else

@@ -1,0 +1,383 @@
+"""Safe change on a running `keel up`: hot swap, canary with automatic
+rollback, promote and rollback by hand, refusals that leave the running
+version alone, and reloads of keel.yaml (SIGHUP, POST /admin/reload) —
+the swaps under load from client threads, which must see zero failed
+requests.
+
+Components: tests/components/release.c built as release.wasm ("release
+1"), release_v2.wasm ("release 2"), release_bad.wasm (every request
+fails) and release_slow.wasm (40 ms per answer)."""
+import http.client
+import json
+import re
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+LISTEN_RE = re.compile(r"listening on http://(\S+?):(\d+)\b")
+ADMIN_RE = re.compile(r"admin endpoints at http://[^:]+:(\d+)")
+TOKEN = "deploy-test-token"
+RELEASES = ("release", "release_v2", "release_bad", "release_slow")
+
+
+@pytest.fixture(scope="module")
+def releases(built_guests, keel_bin, base_env):
+    """Paths of the release builds, with their optimized code in the
+    session's cache (so default deploys, which compile with the optimized
+    tier, take a cache hit)."""
+    paths = {}
+    for name in RELEASES:
+        p = built_guests / "components" / f"{name}.wasm"
+        assert p.is_file(), f"missing {p}"
+        paths[name] = p
+    procs = [subprocess.Popen([str(keel_bin), "compile", "--quiet", "--tier", "opt", str(p)],
+                              env=base_env) for p in paths.values()]
+    for p in procs:
+        assert p.wait(timeout=600) == 0
+    return paths
+
+
+class Server:
+    def __init__(self, proc, log_path, port, admin_port, dir):
+        self.proc, self.log_path, self.port, self.admin_port, self.dir = (
+            proc, log_path, port, admin_port, dir)
+
+    def log(self):
+        return self.log_path.read_text(errors="replace")
+
+    def tail(self, n=40):
+        return "\n".join(self.log().splitlines()[-n:])
+
+    def req(self, method, path, body=None, admin=False, token=TOKEN, timeout=120):
+        c = http.client.HTTPConnection("127.0.0.1", self.admin_port if admin else self.port,
+                                       timeout=timeout)
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        c.request(method, path, body=body, headers=headers)
+        r = c.getresponse()
+        data = r.read()
+        c.close()
+        return r.status, data
+
+    def admin_json(self, path):
+        st, data = self.req("GET", path, admin=True, token=None)
+        assert st == 200, data
+        return json.loads(data)
+
+    def ctl(self, keel_bin, env, *args):
+        return subprocess.run([str(keel_bin), "ctl", "--admin",
+                               f"http://127.0.0.1:{self.admin_port}", "--token-file",
+                               str(self.dir / "admin.token"), *args], env=env,
+                              capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture
+def serve(tmp_path, keel_bin, base_env, releases):
+    servers = []
+
+    def start(components_yaml, extra=""):
+        (tmp_path / "admin.token").write_text(TOKEN + "\n")
+        text = ("admin: { listen: 127.0.0.1:0, token_file: admin.token }\n" + extra +
+                "components:\n" + components_yaml)
+        for name, p in releases.items():
+            text = text.replace("{" + name + "}", str(p))
+        (tmp_path / "keel.yaml").write_text(text)
+        log_path = tmp_path / f"keel-{len(servers)}.log"
+        with open(log_path, "wb") as logf:
+            proc = subprocess.Popen([str(keel_bin), "up", "-f", "keel.yaml", "--listen",
+                                     "127.0.0.1:0"], cwd=tmp_path, env=base_env,
+                                    stdout=logf, stderr=logf, stdin=subprocess.DEVNULL)
+        srv = Server(proc, log_path, 0, 0, tmp_path)
+        servers.append(srv)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            m, a = LISTEN_RE.search(srv.log()), ADMIN_RE.search(srv.log())
+            if m and a:
+                srv.port, srv.admin_port = int(m.group(2)), int(a.group(1))
+                return srv
+            assert proc.poll() is None, srv.tail()
+            time.sleep(0.05)
+        pytest.fail("keel up did not start\n" + srv.tail())
+
+    yield start
+    for srv in servers:
+        if srv.proc.poll() is None:
+            srv.proc.send_signal(signal.SIGTERM)
+            assert srv.proc.wait(60) == 0, srv.tail()
+
+
+class Load:
+    """Client threads, each on one keep-alive connection, sending GET path
+    until stopped; every answer is recorded. No retries: a request that
+    gets no answer is a failure."""
+
+    def __init__(self, srv, path, threads=3):
+        self.srv, self.path = srv, path
+        self.stop_flag = threading.Event()
+        self.lock = threading.Lock()
+        self.statuses, self.bodies, self.failures = {}, {}, []
+        self.threads = [threading.Thread(target=self.run, daemon=True) for _ in range(threads)]
+        for t in self.threads:
+            t.start()
+
+    def run(self):
+        c = http.client.HTTPConnection("127.0.0.1", self.srv.port, timeout=30)
+        while not self.stop_flag.is_set():
+            try:
+                c.request("GET", self.path)
+                r = c.getresponse()
+                body = r.read().decode(errors="replace")
+            except Exception as e:   # noqa: BLE001 - any failure counts
+                with self.lock:
+                    self.failures.append(repr(e))
+                c.close()
+                c = http.client.HTTPConnection("127.0.0.1", self.srv.port, timeout=30)
+                continue
+            with self.lock:
+                self.statuses[r.status] = self.statuses.get(r.status, 0) + 1
+                key = body if r.status == 200 else f"{r.status}"
+                self.bodies[key] = self.bodies.get(key, 0) + 1
+        c.close()
+
+    def total(self):
+        with self.lock:
+            return sum(self.statuses.values())
+
+    def stop(self):
+        self.stop_flag.set()
+        for t in self.threads:
+            t.join(30)
+        return self
+
+
+def wait_for(pred, what, timeout=60, srv=None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(0.05)
+    pytest.fail(f"timed out waiting for {what}\n" + (srv.tail() if srv else ""))
+
+
+REL = ("  rel:\n    wasm: {release}\n    routes:\n"
+       "      - { path: /v, operation: version }\n"
+       "      - { path: /slow, methods: [POST], operation: slow }\n")
+
+
+def test_hot_swap_under_load_drops_nothing(serve, releases):
+    srv = serve(REL)
+    assert srv.req("GET", "/v") == (200, b"release 1\n")
+    load = Load(srv, "/v")
+    wait_for(lambda: load.total() > 200, "load to start", srv=srv)
+    st, body = srv.req("PUT", "/admin/components/rel", releases["release_v2"].read_bytes(),
+                       admin=True)
+    assert st == 200, body
+    out = json.loads(body)
+    assert out["tier"] == "opt" and out["previous"] and out["sha256"] != out["previous"]
+    # the answer comes once new requests run the new version
+    assert srv.req("GET", "/v") == (200, b"release 2\n")
+    n = load.total()
+    wait_for(lambda: load.total() > n + 200, "more load after the swap", srv=srv)
+    load.stop()
+    assert not load.failures, load.failures[:5]
+    assert set(load.bodies) == {"release 1\n", "release 2\n"}, load.bodies
+    comps = srv.admin_json("/admin/components")["components"]
+    assert comps[0]["versions"][0]["sha256"] == out["sha256"]
+    assert comps[0]["previous"] == out["previous"]
+
+
+def test_running_request_finishes_on_the_old_version(serve, releases):
+    srv = serve(REL)
+    result = {}
+    t = threading.Thread(target=lambda: result.update(r=srv.req("POST", "/slow", b"1500")))
+    t.start()
+    time.sleep(0.4)
+    st, body = srv.req("PUT", "/admin/components/rel?tier=fast",
+                       releases["release_v2"].read_bytes(), admin=True)
+    assert st == 200, body
+    assert json.loads(body)["tier"] == "fast"
+    assert srv.req("GET", "/v") == (200, b"release 2\n")
+    t.join(30)
+    assert result["r"] == (200, b"release 1\n")
+
+
+def test_canary_worse_in_latency_is_rolled_back_by_keel(serve, releases, keel_bin, base_env):
+    srv = serve(REL, "rollout: { window: 30s, min_requests: 40, min_p99: 10ms }\n")
+    load = Load(srv, "/v")
+    wait_for(lambda: load.total() > 100, "load to start", srv=srv)
+    r = srv.ctl(keel_bin, base_env, "deploy", "rel", str(releases["release_slow"]),
+                "--tier", "fast", "--canary", "50")
+    assert r.returncode == 0, r.stderr
+    assert "canary" in r.stdout and "50%" in r.stdout
+    wait_for(lambda: "rolled back automatically" in srv.log(), "the automatic rollback",
+             timeout=90, srv=srv)
+    n = load.total()
+    wait_for(lambda: load.total() > n + 100, "load after the rollback", srv=srv)
+    load.stop()
+    assert not load.failures, load.failures[:5]
+    assert set(load.statuses) == {200}, load.statuses
+    assert "release 4\n" in load.bodies, "the canary never served"
+    line = next(l for l in srv.log().splitlines() if "rolled back automatically" in l)
+    assert "p99 latency" in line, line
+    comps = srv.admin_json("/admin/components")["components"]
+    assert comps[0]["state"] == "stable" and len(comps[0]["versions"]) == 1
+    assert srv.req("GET", "/v") == (200, b"release 1\n")
+
+
+def test_canary_with_errors_is_rolled_back_and_visible_by_version(serve, releases):
+    srv = serve(REL, "rollout: { window: 30s, min_requests: 30 }\n")
+    st, body = srv.req("PUT", "/admin/components/rel?stage=canary&tier=fast",
+                       releases["release_bad"].read_bytes(), admin=True)
+    assert st == 200, body
+    sha = json.loads(body)["sha256"]
+    assert json.loads(body)["staged"] is True
+    assert srv.req("GET", "/v") == (200, b"release 1\n")     # staged serves nothing
+    st, body = srv.req("POST", "/admin/components/rel/canary",
+                       json.dumps({"wasm_sha256": sha[:16], "weight": 40}), admin=True)
+    assert st == 200, body
+    _, metrics = srv.req("GET", "/metrics", admin=True, token=None)
+    assert re.search(rf'keel_component_version_weight{{component="rel",version="{sha[:12]}",'
+                     rf'role="canary"}} 40', metrics.decode()), metrics.decode()[-2000:]
+    load = Load(srv, "/v")
+    wait_for(lambda: "rolled back automatically" in srv.log(), "the automatic rollback",
+             timeout=90, srv=srv)
+    n = load.total()
+    wait_for(lambda: load.total() > n + 100, "load after the rollback", srv=srv)
+    load.stop()
+    assert not load.failures, load.failures[:5]
+    # the only failures are the canary's own 500s, a minority, and none after the rollback
+    assert 0 < load.statuses.get(500, 0) < load.statuses[200], load.statuses
+    line = next(l for l in srv.log().splitlines() if "rolled back automatically" in l)
+    assert "error ratio" in line, line
+    for _ in range(30):
+        assert srv.req("GET", "/v") == (200, b"release 1\n")
+
+
+def test_promote_rollback_and_roll_forward_by_hand(serve, releases, keel_bin, base_env):
+    srv = serve(REL)
+    v1 = srv.admin_json("/admin/state")["components"]["rel"]["stable"]
+    d1 = srv.admin_json("/admin/state")["deployment_digest"]
+    r = srv.ctl(keel_bin, base_env, "deploy", "rel", str(releases["release_v2"]), "--canary",
+                "30")
+    assert r.returncode == 0, r.stderr
+    st = srv.ctl(keel_bin, base_env, "status")
+    assert st.returncode == 0 and "canary" in st.stdout, st.stdout
+    assert srv.ctl(keel_bin, base_env, "promote", "rel").returncode == 0
+    state = srv.admin_json("/admin/state")
+    v2 = state["components"]["rel"]["stable"]
+    assert v2 != v1 and "canary" not in state["components"]["rel"]
+    assert state["deployment_digest"] != d1
+    _, metrics = srv.req("GET", "/metrics", admin=True, token=None)
+    assert f'keel_deployment_info{{digest="{state["deployment_digest"]}"}} 1' in metrics.decode()
+    assert srv.req("GET", "/v") == (200, b"release 2\n")
+    r = srv.ctl(keel_bin, base_env, "rollback", "rel", "--why", "customer reports")
+    assert r.returncode == 0, r.stderr
+    assert srv.req("GET", "/v") == (200, b"release 1\n")
+    assert srv.admin_json("/admin/state")["deployment_digest"] == d1
+    assert srv.ctl(keel_bin, base_env, "rollback", "rel").returncode == 0   # forward again
+    assert srv.req("GET", "/v") == (200, b"release 2\n")
+    assert "customer reports" in srv.log()
+    r = srv.ctl(keel_bin, base_env, "promote", "rel")
+    assert r.returncode == 1 and "409" in r.stderr and "no canary" in r.stderr
+
+
+def wat_module(tmp_path, text):
+    wat, wasm = tmp_path / "m.wat", tmp_path / "m.wasm"
+    wat.write_text(text)
+    subprocess.run(["wat2wasm", str(wat), "-o", str(wasm)], check=True)
+    return wasm.read_bytes()
+
+
+def test_refusals_change_nothing(serve, releases, tmp_path):
+    srv = serve(REL)
+    before = srv.admin_json("/admin/state")
+    good = releases["release_v2"].read_bytes()
+    assert srv.req("PUT", "/admin/components/rel", good, admin=True, token=None)[0] == 401
+    assert srv.req("PUT", "/admin/components/rel", good, admin=True, token="wrong")[0] == 403
+    st, body = srv.req("PUT", "/admin/components/rel", b"\0asm garbage", admin=True)
+    assert st == 422 and b"rel" in body, body
+    # a module without the waPC exports is not a waPC component
+    st, body = srv.req("PUT", "/admin/components/rel?tier=fast",
+                       wat_module(tmp_path, '(module (memory (export "memory") 1))'), admin=True)
+    assert st == 422 and b"__guest_call" in body, body
+    # a module importing a host function Keel does not grant
+    st, body = srv.req("PUT", "/admin/components/rel?tier=fast", wat_module(
+        tmp_path, '(module (import "env" "launch_missiles" (func)) (memory (export "memory") 1)'
+                  ' (func (export "__guest_call") (param i32 i32) (result i32) i32.const 1))'),
+        admin=True)
+    assert st == 422 and b"launch_missiles" in body, body
+    assert srv.req("PUT", "/admin/components/nope", good, admin=True)[0] == 404
+    assert srv.req("PUT", "/admin/components/rel?tier=turbo", good, admin=True)[0] == 400
+    assert srv.req("POST", "/admin/components/rel/promote", admin=True)[0] == 409
+    st, body = srv.req("POST", "/admin/components/rel/canary",
+                       json.dumps({"wasm_sha256": "ab" * 32, "weight": 5}), admin=True)
+    assert st == 404, body
+    st, _ = srv.req("POST", "/admin/components/rel/canary", b'{"weight": 5}', admin=True)
+    assert st == 400
+    assert srv.req("GET", "/v") == (200, b"release 1\n")
+    assert srv.admin_json("/admin/state") == before
+    # refused uploads are not kept
+    kept = list((srv.dir / "keel-state" / "versions").glob("*.wasm"))
+    assert kept == [], kept
+
+
+def write_yaml(srv, components_yaml):
+    text = ("admin: { listen: 127.0.0.1:0, token_file: admin.token }\n"
+            "components:\n" + components_yaml)
+    (srv.dir / "keel.yaml.new").write_text(text)
+    (srv.dir / "keel.yaml.new").replace(srv.dir / "keel.yaml")
+
+
+def test_reload_valid_and_invalid_under_load(serve, releases):
+    srv = serve(REL)
+    load = Load(srv, "/v")
+    wait_for(lambda: load.total() > 100, "load to start", srv=srv)
+    rel2 = REL.replace("{release}", str(releases["release"])) + (
+        f"  other:\n    wasm: {releases['release_v2']}\n    routes:\n"
+        "      - { path: /other, operation: version }\n")
+    write_yaml(srv, rel2)
+    srv.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: srv.req("GET", "/other")[0] == 200, "the new component", srv=srv)
+    assert srv.req("GET", "/other") == (200, b"release 2\n")
+    n = load.total()
+    wait_for(lambda: load.total() > n + 100, "load after the reload", srv=srv)
+    # an invalid manifest: refused, the running configuration keeps serving
+    (srv.dir / "keel.yaml").write_text((srv.dir / "keel.yaml").read_text() +
+                                       "    limits: { memory: lots }\n")
+    srv.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "reload refused" in srv.log(), "the refusal", srv=srv)
+    line = next(l for l in srv.log().splitlines() if "reload refused" in l)
+    assert re.search(r"keel\.yaml:\d+:\d+: ", line), line
+    st, body = srv.req("POST", "/admin/reload", admin=True)
+    assert st == 422 and b"keel.yaml:" in body, body
+    assert srv.req("POST", "/admin/reload", admin=True, token="wrong")[0] == 403
+    n = load.total()
+    wait_for(lambda: load.total() > n + 100, "load after the refusals", srv=srv)
+    load.stop()
+    assert not load.failures, load.failures[:5]
+    assert set(load.statuses) == {200}, load.statuses
+    assert srv.req("GET", "/other") == (200, b"release 2\n")
+    _, metrics = srv.req("GET", "/metrics", admin=True, token=None)
+    assert "keel_config_reloads_total 1" in metrics.decode()
+    assert "keel_config_reload_failures_total 2" in metrics.decode()
+    # a component removed by a valid reload stops being routed
+    write_yaml(srv, REL.replace("{release}", str(releases["release"])))
+    st, body = srv.req("POST", "/admin/reload", admin=True)
+    assert st == 200, body
+    assert srv.req("GET", "/other")[0] == 404
+
+
+def test_deployed_version_survives_a_reload_until_the_manifest_changes(serve, releases):
+    srv = serve(REL)
+    st, _ = srv.req("PUT", "/admin/components/rel?tier=fast",
+                    releases["release_v2"].read_bytes(), admin=True)
+    assert st == 200
+    assert srv.req("POST", "/admin/reload", admin=True)[0] == 200
+    assert srv.req("GET", "/v") == (200, b"release 2\n")
+    # the manifest now names another wasm for rel: the manifest wins
+    write_yaml(srv, REL.replace("{release}", str(releases["release_slow"])))
+    assert srv.req("POST", "/admin/reload", admin=True)[0] == 200
+    assert srv.req("GET", "/v") == (200, b"release 4\n")
