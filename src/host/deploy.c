@@ -223,6 +223,7 @@ int keel_host_rollback(keel_host *h, const char *component, const char *who, con
     if (rc)
         return rc;
     host_reap(h);
+    atomic_fetch_add(&comp->rollbacks[0], 1);
     audit_change("component.rolled_back", who, comp, old_sha, new_sha,
                  why ? why : "requested", NULL);
     keel_log(KEEL_LOG_WARN, comp->cfg->name, "rolled back from %.12s to %.12s by %s: %s",
@@ -244,6 +245,7 @@ int host_canary_auto_rollback(keel_host *h, host_component *comp, host_version *
     pthread_mutex_unlock(&h->deploy_lock);
     if (rc)
         return rc;
+    atomic_fetch_add(&comp->rollbacks[1], 1);
     audit_change("component.rolled_back", "keel", comp, old_sha, new_sha, why,
                  "\"automatic\":true");
     keel_log(KEEL_LOG_WARN, comp->cfg->name, "canary %.12s rolled back automatically: %s",

@@ -96,6 +96,7 @@ typedef struct host_component {
     host_version *staged;
     host_version *previous;
     char manifest_sha[65];        /* the version keel.yaml's wasm gave at load */
+    _Atomic uint64_t rollbacks[2];    /* by hand, automatic (deploy.c) */
     uint32_t memory_pages;        /* instance limit, 0 = none */
     uint64_t timeout_ns;
     uint32_t concurrency;

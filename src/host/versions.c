@@ -411,6 +411,13 @@ void host_versions_metrics(keel_host *h, keel_buf *b)
             host_read_exit(h, sec);
         }
     }
+    keel_prom_family(b, "keel_component_rollbacks_total", "counter",
+                     "Rollbacks of a component's canary or version, by hand or by Keel");
+    for (size_t i = 0; i < h->ncomps; i++)
+        for (int k = 0; k < 2; k++)
+            keel_buf_printf(b, "keel_component_rollbacks_total{component=\"%s\",automatic=\"%s\"}"
+                            " %llu\n", h->comps[i].cfg->name, k ? "true" : "false",
+                            (unsigned long long)atomic_load(&h->comps[i].rollbacks[k]));
     keel_prom_family(b, "keel_deployment_info", "gauge",
                      "The deployment digest: sha256 of the manifest and every stable version");
     keel_buf_printf(b, "keel_deployment_info{digest=\"%s\"} 1\n", h->deployment_digest);

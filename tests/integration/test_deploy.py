@@ -252,6 +252,9 @@ def test_canary_with_errors_is_rolled_back_and_visible_by_version(serve, release
     assert 0 < load.statuses.get(500, 0) < load.statuses[200], load.statuses
     line = next(l for l in srv.log().splitlines() if "rolled back automatically" in l)
     assert "error ratio" in line, line
+    _, metrics = srv.req("GET", "/metrics", admin=True, token=None)
+    assert 'keel_component_rollbacks_total{component="rel",automatic="true"} 1' in \
+        metrics.decode()
     for _ in range(30):
         assert srv.req("GET", "/v") == (200, b"release 1\n")
 
