@@ -31,6 +31,24 @@ typedef struct admin_handler {
     keel_admin *a;
 } admin_handler;
 
+/* A deploy running on a thread of its own (PUT /admin/components/NAME):
+ * the admin thread answers req once done is set (checked every tick). */
+typedef struct admin_job admin_job;
+typedef struct job_link {           /* in req's pool: cleared when h2o frees req */
+    admin_job *j;
+} job_link;
+struct admin_job {
+    keel_admin_deploy d;
+    keel_host *h;                   /* held (keel_host_hold) until answered */
+    pthread_t thread;
+    atomic_bool done;
+    int status;
+    keel_buf out;
+    h2o_req_t *req;                 /* NULL once h2o disposed it; admin thread only */
+    job_link *link;
+    admin_job *next;
+};
+
 struct keel_admin {
     pthread_t thread;
     int fd;
@@ -44,6 +62,7 @@ struct keel_admin {
     keel_host *host;
     keel_admin_reload_fn reload; /* under mu */
     void *reload_arg;
+    admin_job *jobs;             /* deploys running; admin thread only */
 };
 
 static void reply(h2o_req_t *req, int status, const char *ctype, const char *body, size_t len)
@@ -74,6 +93,114 @@ static void reply_buf(h2o_req_t *req, int status, const char *ctype, keel_buf *b
     memcpy(body, b->data ? b->data : "", b->len);
     reply(req, status, ctype, body, b->len);
     keel_buf_free(b);
+}
+
+static void job_req_disposed(void *p)
+{
+    job_link *l = p;
+    if (l->j)
+        l->j->req = NULL;
+}
+
+static void *job_main(void *arg)
+{
+    admin_job *j = arg;
+    j->status = keel_admin_deploy_run(j->h, &j->d, &j->out);
+    keel_host_tidy();               /* the template instance's reset, on this thread */
+    atomic_store(&j->done, true);
+    return NULL;
+}
+
+/* Answers (when the request is still there) and frees the jobs that are
+ * done, or with all set every job, waiting for it (stopping). */
+static void finish_jobs(keel_admin *a, bool all)
+{
+    for (admin_job **p = &a->jobs; *p;) {
+        admin_job *j = *p;
+        if (!all && !atomic_load(&j->done)) {
+            p = &j->next;
+            continue;
+        }
+        pthread_join(j->thread, NULL);
+        *p = j->next;
+        if (j->req) {
+            j->link->j = NULL;
+            if (!all) {
+                reply_buf(j->req, j->status, "application/json", &j->out);
+            }
+        }
+        keel_buf_free(&j->out);
+        keel_host_unhold(j->h);
+        free(j->d.body);
+        free(j);
+    }
+}
+
+/* The NAME of "/admin/components/NAME" (no action after it), or 0. */
+static size_t deploy_target(h2o_req_t *req, char *name, size_t len)
+{
+    static const char pre[] = "/admin/components/";
+    h2o_iovec_t p = req->path_normalized;
+    if (p.len <= sizeof pre - 1 || memcmp(p.base, pre, sizeof pre - 1) != 0)
+        return 0;
+    const char *n = p.base + sizeof pre - 1;
+    size_t nl = p.len - (sizeof pre - 1);
+    if (memchr(n, '/', nl) || nl >= len)
+        return 0;
+    memcpy(name, n, nl);
+    name[nl] = '\0';
+    return nl;
+}
+
+/* PUT /admin/components/NAME: authorized and prepared here, compiled on a
+ * thread of its own; answered by finish_jobs. */
+static void start_deploy(keel_admin *a, h2o_req_t *req, const char *name)
+{
+    keel_buf b = { 0 };
+    char why[512];
+    admin_job *j = calloc(1, sizeof *j);
+    if (!j)
+        abort();
+    pthread_mutex_lock(&a->mu);
+    keel_host *h = a->host;
+    int st = h ? keel_admin_authorize(keel_host_manifest(h), req, why, sizeof why) : 503;
+    if (st == 503)
+        snprintf(why, sizeof why, "components are still loading");
+    if (st) {
+        pthread_mutex_unlock(&a->mu);
+        keel_log(KEEL_LOG_WARN, "admin", "deploy of %s refused (%d): %s", name, st, why);
+        if (st == 401)
+            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL,
+                           H2O_STRLIT("Bearer"));
+        keel_buf_puts(&b, "{\"error\":\"");
+        keel_buf_json(&b, why);
+        keel_buf_puts(&b, "\"}\n");
+        reply_buf(req, st, "application/json", &b);
+        free(j);
+        return;
+    }
+    if ((st = keel_admin_deploy_prepare(req, name, "admin", &j->d, &b)) != 0) {
+        pthread_mutex_unlock(&a->mu);
+        reply_buf(req, st, "application/json", &b);
+        free(j);
+        return;
+    }
+    keel_host_hold(h);
+    j->h = h;
+    pthread_mutex_unlock(&a->mu);
+    if (pthread_create(&j->thread, NULL, job_main, j) != 0) {
+        st = keel_admin_deploy_run(h, &j->d, &b);   /* no thread: here, then */
+        keel_host_unhold(h);
+        free(j->d.body);
+        free(j);
+        reply_buf(req, st, "application/json", &b);
+        return;
+    }
+    j->req = req;
+    j->link = h2o_mem_alloc_shared(&req->pool, sizeof *j->link, job_req_disposed);
+    j->link->j = j;
+    j->next = a->jobs;
+    a->jobs = j;
 }
 
 void keel_admin_set_reload(keel_admin *a, keel_admin_reload_fn fn, void *arg)
@@ -163,6 +290,12 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     }
     if (path_is(req, "/admin/reload")) {
         serve_reload(a, req);
+        return 0;
+    }
+    char dname[KEEL_MAX_NAME + 1];
+    if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("PUT")) &&
+        deploy_target(req, dname, sizeof dname)) {
+        start_deploy(a, req, dname);
         return 0;
     }
     if (keel_admin_is_mutation(req)) {
@@ -256,8 +389,11 @@ static void *admin_main(void *arg)
     a->listener = h2o_evloop_socket_create(a->loop, a->fd, H2O_SOCKET_FLAG_DONT_READ);
     a->listener->data = a;
     h2o_socket_read_start(a->listener, on_accept);
-    while (!atomic_load(&a->stop))
+    while (!atomic_load(&a->stop)) {
         h2o_evloop_run(a->loop, (int32_t)ADMIN_TICK_MS);
+        finish_jobs(a, false);
+    }
+    finish_jobs(a, true);
     h2o_socket_read_stop(a->listener);
     h2o_socket_close(a->listener);
     h2o_evloop_run(a->loop, 0);

@@ -29,4 +29,18 @@ bool keel_admin_is_component_call(h2o_req_t *req);
 int keel_admin_component_call(keel_host *h, h2o_req_t *req, const char *who, keel_buf *out,
                               const char **allow);
 
+/* A PUT /admin/components/NAME: prepared on the admin thread (parameters
+ * checked, the body copied: 0, or the status with JSON in out), run on a
+ * thread of its own against a held host (the status, JSON in out). */
+typedef struct keel_admin_deploy {
+    char name[KEEL_MAX_NAME + 1];
+    char who[64];
+    bool fast, stage;
+    char *body;                   /* malloc'd copy of the wasm; the caller frees */
+    size_t len;
+} keel_admin_deploy;
+int keel_admin_deploy_prepare(h2o_req_t *req, const char *name, const char *who,
+                              keel_admin_deploy *d, keel_buf *out);
+int keel_admin_deploy_run(keel_host *h, keel_admin_deploy *d, keel_buf *out);
+
 #endif

@@ -12,7 +12,9 @@
  * A PUT stores the wasm as STATE_DIR/versions/SHA256.wasm (admin.state_dir),
  * then the host validates, compiles and links it and builds its image
  * while the running version keeps serving; the answer (200) comes once new
- * requests run the new version. A refused module answers 422 with the
+ * requests run the new version. admin.c runs PUTs on a thread of their own
+ * (keel_admin_deploy_prepare on the admin thread, _run on that thread), so
+ * a compile never holds up the admin listener. A refused module answers 422 with the
  * reason and changes nothing. Mutating calls are authorized by the caller
  * (mutate.c). Runs on the admin thread. */
 #include "admin/admin_int.h"
@@ -172,10 +174,11 @@ static int store_wasm(const keel_manifest *m, h2o_iovec_t body, char *path, size
     return 0;
 }
 
-static int deploy(keel_host *h, h2o_req_t *req, const char *name, const char *who,
-                  keel_buf *out)
+int keel_admin_deploy_prepare(h2o_req_t *req, const char *name, const char *who,
+                              keel_admin_deploy *d, keel_buf *out)
 {
-    char why[1024], tier[16] = "opt", stage[16] = "";
+    memset(d, 0, sizeof *d);
+    char tier[16] = "opt", stage[16] = "";
     query_param(req, "tier", tier, sizeof tier);
     query_param(req, "stage", stage, sizeof stage);
     if (strcmp(tier, "fast") != 0 && strcmp(tier, "opt") != 0)
@@ -186,24 +189,36 @@ static int deploy(keel_host *h, h2o_req_t *req, const char *name, const char *wh
         return fail(out, 400, "the request body must be the component's wasm module");
     if (req->entity.len > ADMIN_MAX_WASM_BYTES)
         return fail(out, 413, "the wasm module is over 256 MiB");
-    char path[4400];
-    bool known;
-    if (store_wasm(keel_host_manifest(h), req->entity, path, sizeof path, &known, why,
-                   sizeof why))
-        return fail(out, 500, why);
+    snprintf(d->name, sizeof d->name, "%s", name);
+    snprintf(d->who, sizeof d->who, "%s", who);
+    d->fast = !strcmp(tier, "fast");
+    d->stage = stage[0] != '\0';
+    d->len = req->entity.len;
+    if (!(d->body = malloc(d->len)))
+        abort();
+    memcpy(d->body, req->entity.base, d->len);
+    return 0;
+}
 
-    keel_deploy_req r = { .component = name, .wasm_path = path, .fast = !strcmp(tier, "fast"),
-                          .stage = stage[0] != '\0', .who = who };
+int keel_admin_deploy_run(keel_host *h, keel_admin_deploy *d, keel_buf *out)
+{
+    char why[1024], path[4400];
+    bool known;
+    if (store_wasm(keel_host_manifest(h), h2o_iovec_init(d->body, d->len), path, sizeof path,
+                   &known, why, sizeof why))
+        return fail(out, 500, why);
+    keel_deploy_req r = { .component = d->name, .wasm_path = path, .fast = d->fast,
+                          .stage = d->stage, .who = d->who };
     keel_deploy_result res;
     int rc = keel_host_deploy(h, &r, &res, why, sizeof why);
     if (rc) {
-        keel_log(KEEL_LOG_WARN, "admin", "deploy of %s refused: %s", name, why);
+        keel_log(KEEL_LOG_WARN, "admin", "deploy of %s refused: %s", d->name, why);
         if (!known)
             unlink(path);   /* nothing refers to a refused upload */
         return fail(out, status_of(rc), why);
     }
     keel_buf_puts(out, "{\"component\":\"");
-    keel_buf_json(out, name);
+    keel_buf_json(out, d->name);
     keel_buf_printf(out, "\",\"sha256\":\"%s\",\"previous\":%s%s%s,\"tier\":\"%s\","
                     "\"staged\":%s,\"compile_seconds\":%.3f}\n", res.sha,
                     res.previous[0] ? "\"" : "", res.previous[0] ? res.previous : "null",
@@ -279,8 +294,11 @@ int keel_admin_component_call(keel_host *h, h2o_req_t *req, const char *who, kee
     if (!h)
         return fail(out, 503, "components are still loading");
     if (al == 0) {
+        /* PUT is served by admin.c off the admin thread (deploy.c) */
         *allow = "PUT";
-        return put ? deploy(h, req, name, who, out) : fail(out, 405, "method not allowed (PUT)");
+        (void)put;
+        (void)who;
+        return fail(out, 405, "method not allowed (PUT)");
     }
     *allow = "POST";
     if (al == 6 && !memcmp(action, "canary", 6))

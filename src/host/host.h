@@ -193,6 +193,10 @@ int keel_live_reload(keel_live *l, const char *who, char *err, size_t errlen);
 keel_host *keel_live_pin(keel_live *l);
 void keel_live_unpin(keel_live *l, keel_host *h);
 keel_host *keel_live_current(keel_live *l);
+/* Keeps h from being freed by keel_live_reap until keel_host_unhold; only
+ * for a host the caller knows is not freed yet (the admin's attached one). */
+void keel_host_hold(keel_host *h);
+void keel_host_unhold(keel_host *h);
 /* Frees replaced hosts nothing uses any more (cheap when none). */
 void keel_live_reap(keel_live *l);
 /* keel_host_free without freeing h itself (live.c keeps the struct). */

@@ -84,6 +84,16 @@ void keel_live_unpin(keel_live *l, keel_host *h)
     atomic_fetch_sub(&h->pins, 1);
 }
 
+void keel_host_hold(keel_host *h)
+{
+    atomic_fetch_add(&h->pins, 1);
+}
+
+void keel_host_unhold(keel_host *h)
+{
+    atomic_fetch_sub(&h->pins, 1);
+}
+
 keel_host *keel_live_current(keel_live *l)
 {
     return atomic_load(&l->cur);

@@ -384,3 +384,42 @@ def test_deployed_version_survives_a_reload_until_the_manifest_changes(serve, re
     write_yaml(srv, REL.replace("{release}", str(releases["release_slow"])))
     assert srv.req("POST", "/admin/reload", admin=True)[0] == 200
     assert srv.req("GET", "/v") == (200, b"release 4\n")
+
+
+def with_custom_section(wasm: bytes, text: str) -> bytes:
+    """The same module with a custom section appended: new bytes, so a
+    new sha256 and a cold compile cache."""
+    def leb(n):
+        out = bytearray()
+        while True:
+            b = n & 0x7F
+            n >>= 7
+            out.append(b | (0x80 if n else 0))
+            if not n:
+                return bytes(out)
+    name = b"keel-test"
+    payload = leb(len(name)) + name + text.encode()
+    return wasm + b"\x00" + leb(len(payload)) + payload
+
+
+def test_admin_listener_answers_while_a_deploy_compiles(serve, releases):
+    srv = serve(REL)
+    wasm = with_custom_section(releases["release_v2"].read_bytes(), f"{time.time()}")
+    result = {}
+    t = threading.Thread(target=lambda: result.update(
+        r=srv.req("PUT", "/admin/components/rel", wasm, admin=True)))
+    t.start()
+    wait_for(lambda: "compile" in srv.log() or not t.is_alive(), "the compile to start",
+             srv=srv)
+    answered = 0
+    while t.is_alive():
+        t0 = time.monotonic()
+        st, _ = srv.req("GET", "/metrics", admin=True, token=None, timeout=5)
+        assert st == 200 and time.monotonic() - t0 < 2.0
+        answered += 1
+        time.sleep(0.05)
+    t.join()
+    st, body = result["r"]
+    assert st == 200 and json.loads(body)["tier"] == "opt", body
+    assert answered >= 1, "the deploy finished before any scrape: nothing was shown"
+    assert srv.req("GET", "/v") == (200, b"release 2\n")
