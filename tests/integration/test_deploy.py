@@ -409,8 +409,7 @@ def test_admin_listener_answers_while_a_deploy_compiles(serve, releases):
     t = threading.Thread(target=lambda: result.update(
         r=srv.req("PUT", "/admin/components/rel", wasm, admin=True)))
     t.start()
-    wait_for(lambda: "compile" in srv.log() or not t.is_alive(), "the compile to start",
-             srv=srv)
+    time.sleep(0.2)
     answered = 0
     while t.is_alive():
         t0 = time.monotonic()
