@@ -16,6 +16,7 @@ int keel_cmd_help(int argc, char **argv);
 int keel_cmd_backup(int argc, char **argv);
 int keel_cmd_restore(int argc, char **argv);
 int keel_cmd_alerts(int argc, char **argv);
+int keel_cmd_audit(int argc, char **argv);
 
 /* Usage text of a command ("run", "compile", NULL for the overview). */
 const char *keel_usage(const char *cmd);

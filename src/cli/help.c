@@ -16,6 +16,7 @@ static const char overview[] =
     "  compile   compile a module ahead of time into the cache\n"
     "  check     validate keel.yaml and its modules without compiling\n"
     "  alerts    print Prometheus SLO alert rules (or Alertmanager inhibit rules)\n"
+    "  audit     verify or rotate the audit trail (admin.audit_log)\n"
     "  help      show help for a command: keel help run\n"
     "\n"
     "  keel --version    print the version\n"
@@ -132,8 +133,33 @@ static const char restore_usage[] =
     "exit status: 0 restored, 1 refused or failed (the store is unchanged),\n"
     "2 on a usage error.\n";
 
+static const char audit_usage[] =
+    "usage: keel audit verify FILE [FILE...]\n"
+    "       keel audit rotate FILE [--to ARCHIVE]\n"
+    "\n"
+    "An audit log (admin.audit_log) is JSON lines, one record per event, each\n"
+    "carrying the SHA-256 of the record before it (docs/operations.md, \"Audit\n"
+    "trail\").\n"
+    "\n"
+    "verify checks the chain: every record valid JSON with seq, ts, event, who\n"
+    "first and prev last, seq one more than the record before, prev that\n"
+    "record's hash. Several files are checked as one chain, oldest first (the\n"
+    "archives of rotate, then the live file). Prints \"FILE: N records, chain\n"
+    "intact\" per file, or \"FILE:LINE: record N: why\" for the first bad\n"
+    "record (edited, removed, reordered, truncated by a crash) on stderr.\n"
+    "\n"
+    "rotate moves FILE's records to ARCHIVE (default FILE.YYYYMMDDTHHMMSSZ) and\n"
+    "starts FILE again with an audit.rotated record that carries the archive's\n"
+    "last hash, so `keel audit verify ARCHIVE FILE` still checks one chain. A\n"
+    "running keel moves to the new file at its next record.\n"
+    "\n"
+    "exit status: 0 intact / rotated, 1 a broken chain or an I/O error, 2 on a\n"
+    "usage error.\n";
+
 const char *keel_usage(const char *cmd)
 {
+    if (cmd && strcmp(cmd, "audit") == 0)
+        return audit_usage;
     if (cmd && strcmp(cmd, "backup") == 0)
         return backup_usage;
     if (cmd && strcmp(cmd, "restore") == 0)
@@ -178,7 +204,7 @@ int keel_cmd_help(int argc, char **argv)
     const char *cmd = argc > 1 ? argv[1] : NULL;
     if (cmd && strcmp(cmd, "run") && strcmp(cmd, "compile") && strcmp(cmd, "check") &&
         strcmp(cmd, "up") && strcmp(cmd, "help") && strcmp(cmd, "backup") &&
-        strcmp(cmd, "restore") && strcmp(cmd, "alerts"))
+        strcmp(cmd, "restore") && strcmp(cmd, "alerts") && strcmp(cmd, "audit"))
         return keel_usage_error(NULL, "unknown command \"%s\"", cmd);
     fputs(keel_usage(cmd), stdout);
     return KEEL_EXIT_OK;
