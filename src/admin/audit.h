@@ -46,6 +46,12 @@ int keel_audit(const char *event, const char *who, const char *fields);
  * keel_audit. */
 struct keel_manifest;
 int keel_audit_config(const char *event, const char *who, const struct keel_manifest *m);
+/* Records event (store.backup, store.restore) of store with the backup
+ * file and its SHA-256 (NULL or "": "unknown"), outcome "ok", or
+ * "refused" with why = failure when failure is not NULL. 0 or as
+ * keel_audit. */
+int keel_audit_store(const char *event, const char *who, const char *store, const char *file,
+                     const char *sha256, const char *failure);
 
 /* Checks the chain of the audit log at path: 0 when intact (with the
  * record count in *records), else a negative KEEL_E* with err naming the

@@ -1,6 +1,7 @@
-/* audit_config.c — the config.loaded / config.reloaded audit record:
- * which manifest (path and SHA-256 of its bytes) and which code (SHA-256
- * of every component's wasm file) a process runs. */
+/* audit_events.c — audit records that several callers write alike:
+ * config.loaded / config.reloaded (which manifest, by the SHA-256 of its
+ * bytes, and which code, by the SHA-256 of every component's wasm file)
+ * and store.backup / store.restore. */
 #include "admin/audit.h"
 
 #include <errno.h>
@@ -42,6 +43,29 @@ int keel_audit_config(const char *event, const char *who, const struct keel_mani
         digest_member(&b, m->components[i].name, m->components[i].wasm);
     }
     keel_buf_puts(&b, "}");
+    int rc = keel_audit(event, who, b.data);
+    keel_buf_free(&b);
+    return rc;
+}
+
+int keel_audit_store(const char *event, const char *who, const char *store, const char *file,
+                     const char *sha256, const char *failure)
+{
+    if (!keel_audit_is_open())
+        return 0;
+    keel_buf b = { 0 };
+    keel_buf_puts(&b, "\"store\":\"");
+    keel_buf_json(&b, store);
+    keel_buf_puts(&b, "\",\"file\":\"");
+    keel_buf_json(&b, file);
+    keel_buf_puts(&b, "\",\"sha256\":\"");
+    keel_buf_json(&b, sha256 && *sha256 ? sha256 : "unknown");
+    keel_buf_printf(&b, "\",\"outcome\":\"%s\"", failure ? "refused" : "ok");
+    if (failure) {
+        keel_buf_puts(&b, ",\"why\":\"");
+        keel_buf_json(&b, failure);
+        keel_buf_puts(&b, "\"");
+    }
     int rc = keel_audit(event, who, b.data);
     keel_buf_free(&b);
     return rc;
