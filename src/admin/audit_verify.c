@@ -71,21 +71,22 @@ int audit_chain_walk(int fd, const char *name, audit_head *h, size_t *records,
     char *buf = malloc(cap);
     if (!buf)
         abort();
-    size_t have = 0, lineno = 0;
+    size_t pos = 0, have = 0, lineno = 0;     /* unread lines are buf[pos, have) */
     uint64_t off = 0, line_start = 0;
     int rc = 0;
     bool eof = false;
     while (!rc) {
-        char *nl = memchr(buf, '\n', have);
+        char *line = buf + pos;
+        char *nl = memchr(line, '\n', have - pos);
         if (!nl) {
-            if (have > KEEL_AUDIT_MAX_RECORD) {
+            if (have - pos > KEEL_AUDIT_MAX_RECORD) {
                 rc = keel_err(err, errlen, -1, "%s:%zu: record %zu: longer than %u bytes "
                               "(not an audit log?)", name, lineno + 1, lineno + 1,
                               KEEL_AUDIT_MAX_RECORD);
                 break;
             }
             if (eof) {
-                if (have)
+                if (have > pos)
                     rc = keel_err(err, errlen, -1, "%s:%zu: record %zu: truncated (no "
                                   "newline at the end of the file: a crash while it was "
                                   "written?); after keeping a copy, `truncate -s %llu %s` "
@@ -94,6 +95,9 @@ int audit_chain_walk(int fd, const char *name, audit_head *h, size_t *records,
                                   name);
                 break;
             }
+            memmove(buf, line, have - pos);   /* the partial line to the front */
+            have -= pos;
+            pos = 0;
             ssize_t got = pread(fd, buf + have, cap - have, (off_t)off);
             if (got < 0) {
                 if (errno == EINTR)
@@ -106,15 +110,14 @@ int audit_chain_walk(int fd, const char *name, audit_head *h, size_t *records,
             off += (uint64_t)got;
             continue;
         }
-        size_t n = (size_t)(nl - buf);
+        size_t n = (size_t)(nl - line);
         lineno++;
         if (n > KEEL_AUDIT_MAX_RECORD)
             rc = keel_err(err, errlen, -1, "%s:%zu: record %zu: longer than %u bytes", name,
                           lineno, lineno, KEEL_AUDIT_MAX_RECORD);
         else
-            rc = check_record(name, lineno, buf, n, h, err, errlen);
-        memmove(buf, nl + 1, have - n - 1);
-        have -= n + 1;
+            rc = check_record(name, lineno, line, n, h, err, errlen);
+        pos += n + 1;
         line_start += n + 1;
     }
     free(buf);
