@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -168,16 +169,11 @@ static int compose(keel_buf *b, const audit_head *h, const char *event, const ch
 static int append_line(int fd, const char *line, size_t n, uint64_t size, audit_head *h,
                        uint64_t *end, uint64_t seq, char *why, size_t len)
 {
-    char *copy = malloc(n + 1);
-    if (!copy)
-        abort();
-    memcpy(copy, line, n);
-    copy[n] = '\n';
+    struct iovec iov[2] = { { (void *)line, n }, { "\n", 1 } };
     ssize_t w;
     do
-        w = write(fd, copy, n + 1);
+        w = writev(fd, iov, 2);         /* one call: one O_APPEND write */
     while (w < 0 && errno == EINTR);
-    free(copy);
     if (w != (ssize_t)(n + 1)) {
         snprintf(why, len, "write failed: %s", w < 0 ? strerror(errno) : "short write");
         if (ftruncate(fd, (off_t)size) != 0)

@@ -66,38 +66,36 @@ static int scan_string(scanner *sc, size_t *start, size_t *end)
     return fail(sc, "unterminated string");
 }
 
-static int scan_number(scanner *sc)
+/* Skips decimal digits; how many. */
+static size_t skip_digits(scanner *sc)
 {
     size_t i0 = sc->i;
+    while (sc->i < sc->n && sc->s[sc->i] >= '0' && sc->s[sc->i] <= '9')
+        sc->i++;
+    return sc->i - i0;
+}
+
+static int scan_number(scanner *sc)
+{
     if (sc->i < sc->n && sc->s[sc->i] == '-')
         sc->i++;
-    if (sc->i < sc->n && sc->s[sc->i] == '0') {
+    if (sc->i < sc->n && sc->s[sc->i] == '0')
         sc->i++;
-    } else {
-        if (sc->i >= sc->n || sc->s[sc->i] < '1' || sc->s[sc->i] > '9')
-            return fail(sc, "bad number");
-        while (sc->i < sc->n && sc->s[sc->i] >= '0' && sc->s[sc->i] <= '9')
-            sc->i++;
-    }
+    else if (sc->i >= sc->n || sc->s[sc->i] < '1' || sc->s[sc->i] > '9' || !skip_digits(sc))
+        return fail(sc, "bad number");
     if (sc->i < sc->n && sc->s[sc->i] == '.') {
         sc->i++;
-        size_t d = sc->i;
-        while (sc->i < sc->n && sc->s[sc->i] >= '0' && sc->s[sc->i] <= '9')
-            sc->i++;
-        if (d == sc->i)
+        if (!skip_digits(sc))
             return fail(sc, "bad number");
     }
     if (sc->i < sc->n && (sc->s[sc->i] == 'e' || sc->s[sc->i] == 'E')) {
         sc->i++;
         if (sc->i < sc->n && (sc->s[sc->i] == '+' || sc->s[sc->i] == '-'))
             sc->i++;
-        size_t d = sc->i;
-        while (sc->i < sc->n && sc->s[sc->i] >= '0' && sc->s[sc->i] <= '9')
-            sc->i++;
-        if (d == sc->i)
+        if (!skip_digits(sc))
             return fail(sc, "bad number");
     }
-    return sc->i > i0 ? 0 : fail(sc, "bad number");
+    return 0;
 }
 
 static int scan_value(scanner *sc, int depth);

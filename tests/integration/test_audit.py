@@ -7,29 +7,17 @@ removing or reordering a record makes it fail naming the line; a restart
 continues the chain; `keel audit rotate` keeps one chain across files.
 """
 import hashlib
-import http.client
 import json
 from pathlib import Path
 
 from kvlib import Client, keel_up, kv_wasm, kv_yaml, sqlite_store  # noqa: F401
-from test_obs import admin_port
+from test_obs import admin_post as post
 
 TOKENS = """# operators and CI systems, one token each
 alice   alice-token-0123456789
 ci.deploy@prod   ci-token-9876543210
 """
 ADMIN = "admin:\n  token_file: admin.token\n  audit_log: audit/audit.jsonl\n"
-
-
-def post(srv, path, token=None):
-    conn = http.client.HTTPConnection("127.0.0.1", admin_port(srv), timeout=30)
-    try:
-        conn.request("POST", path, headers={"Authorization": f"Bearer {token}"} if token
-                     else {})
-        r = conn.getresponse()
-        return r.status, r.read().decode()
-    finally:
-        conn.close()
 
 
 def records(path: Path) -> list:

@@ -2,13 +2,15 @@
  * through keel_audit form a chain that keel_audit_verify accepts; an
  * edited, removed, reordered or truncated record is named by line; a
  * reopened log continues its chain; rotation keeps one chain across two
- * files; fields that would not make one valid JSON line are refused. */
+ * files; fields that would not make one valid JSON line are refused;
+ * threads appending at once still make one chain. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +19,7 @@
 #include "admin/audit.h"
 #include "admin/audit_int.h"
 #include "base/sha256.h"
+#include "obs/log.h"
 
 static char dir[] = "/tmp/keel-test-audit-XXXXXX";
 static char logpath[256];
@@ -265,6 +268,34 @@ static void rotation_keeps_one_chain(void **state)
     unlink(moved);
 }
 
+static void *append_many(void *arg)
+{
+    for (int i = 0; i < 50; i++)
+        if (keel_audit("thread.event", (const char *)arg, "\"i\":1"))
+            return (void *)1;
+    return NULL;
+}
+
+static void threads_append_one_chain(void **state)
+{
+    (void)state;
+    char err[512];
+    assert_int_equal(keel_audit_open(logpath, err, sizeof err), 0);
+    pthread_t t[4];
+    static const char *const who[] = { "a", "b", "c", "d" };
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, append_many, (void *)who[i]), 0);
+    for (int i = 0; i < 4; i++) {
+        void *rv;
+        pthread_join(t[i], &rv);
+        assert_null(rv);
+    }
+    keel_audit_close();
+    size_t records;
+    assert_int_equal(keel_audit_verify(logpath, &records, err, sizeof err), 0);
+    assert_int_equal(records, 200);
+}
+
 static void record_parser(void **state)
 {
     (void)state;
@@ -298,6 +329,7 @@ static void record_parser(void **state)
 
 int main(void)
 {
+    keel_log_min = (keel_log_level)(KEEL_LOG_ERROR + 1);   /* refusals are expected here */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(chain_is_written_and_verified, setup, teardown),
         cmocka_unit_test_setup_teardown(edited_record_is_named, setup, teardown),
@@ -307,6 +339,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(reopened_log_continues_its_chain, setup, teardown),
         cmocka_unit_test_setup_teardown(bad_fields_are_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(rotation_keeps_one_chain, setup, teardown),
+        cmocka_unit_test_setup_teardown(threads_append_one_chain, setup, teardown),
         cmocka_unit_test(record_parser),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
