@@ -6,6 +6,7 @@
 
 #include "admin/admin.h"
 #include "admin/admin_int.h"
+#include "admin/audit.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -126,6 +127,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     }
     if (path_is(req, "/metrics")) {
         keel_process_metrics(&b);
+        keel_audit_metrics(&b);
         if (h)
             keel_host_metrics(h, &b);
         pthread_mutex_unlock(&a->mu);

@@ -32,6 +32,7 @@ static struct {
     char *path;
     audit_head head;          /* the last record this process knows of */
     uint64_t end;             /* the file's size after that record */
+    uint64_t written, failed; /* records appended, events not recorded */
 } audit = { .fd = -1 };
 
 static void lock_file(int fd, int op)
@@ -120,6 +121,19 @@ int keel_audit_is_open(void)
     int open = audit.fd >= 0;
     pthread_mutex_unlock(&audit_lock);
     return open;
+}
+
+void keel_audit_metrics(keel_buf *b)
+{
+    pthread_mutex_lock(&audit_lock);
+    uint64_t written = audit.written, failed = audit.failed;
+    pthread_mutex_unlock(&audit_lock);
+    keel_prom_family(b, "keel_audit_records_total", "counter",
+                     "Audit records this process appended to admin.audit_log.");
+    keel_prom_sample_u(b, "keel_audit_records_total", NULL, 0, written);
+    keel_prom_family(b, "keel_audit_failures_total", "counter",
+                     "Audit events this process could not record (each logged).");
+    keel_prom_sample_u(b, "keel_audit_failures_total", NULL, 0, failed);
 }
 
 /* The record line (no newline) for seq/prev into b; -1 with why when the
@@ -311,6 +325,10 @@ int keel_audit(const char *event, const char *who, const char *fields)
 unlock_file:
     lock_file(audit.fd, LOCK_UN);
 unlock:
+    if (rc)
+        audit.failed++;
+    else if (audit.fd >= 0)
+        audit.written++;
     if (rc)
         keel_log(KEEL_LOG_ERROR, "audit", "audit log %s: event %s NOT recorded: %s",
                  audit.path ? audit.path : "?", event, why);

@@ -10,6 +10,8 @@
 
 #include <stddef.h>
 
+#include "obs/prom.h"
+
 /* Opens (creating, mode 0600) path for appending and takes the hash of its
  * last record as the chain's head (the file is verified first: a broken
  * chain refuses to open, naming the first bad record). A truncated last
@@ -24,6 +26,9 @@ int keel_audit_open(const char *path, char *err, size_t errlen);
 void keel_audit_close(void);
 /* Whether an audit log is open. */
 int keel_audit_is_open(void);
+/* keel_audit_records_total and keel_audit_failures_total (records this
+ * process appended / events it could not record) in Prometheus text. */
+void keel_audit_metrics(keel_buf *b);
 
 /* Appends one record and fsyncs it before returning:
  *   {"seq":N,"ts":"RFC 3339 UTC","event":EVENT,"who":WHO,FIELDS,"prev":"hex"}
@@ -41,7 +46,7 @@ int keel_audit_is_open(void);
 int keel_audit(const char *event, const char *who, const char *fields);
 
 /* Records config.loaded (or event, e.g. "config.reloaded"): the manifest's
- * path and the SHA-256 of its bytes, and the SHA-256 of each component's
+ * absolute path and the SHA-256 of its bytes, and the SHA-256 of each component's
  * wasm file ("unreadable: why" when it cannot be read). 0 or as
  * keel_audit. */
 struct keel_manifest;

@@ -32,8 +32,11 @@ int keel_audit_config(const char *event, const char *who, const struct keel_mani
     if (!keel_audit_is_open())
         return 0;
     keel_buf b = { 0 };
+    const char *slash = strrchr(m->path, '/');
     keel_buf_puts(&b, "\"manifest\":\"");
-    keel_buf_json(&b, m->path);
+    keel_buf_json(&b, m->dir);
+    keel_buf_puts(&b, "/");
+    keel_buf_json(&b, slash ? slash + 1 : m->path);
     keel_buf_puts(&b, "\",");
     digest_member(&b, "sha256", m->path);
     keel_buf_puts(&b, ",\"components\":{");

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from kvlib import Client, keel_up, kv_wasm, kv_yaml, sqlite_store  # noqa: F401
-from test_obs import admin_post as post
+from test_obs import admin_post as post, scrape
 
 TOKENS = """# operators and CI systems, one token each
 alice   alice-token-0123456789
@@ -58,7 +58,7 @@ def test_admin_events_form_a_verified_chain(kv_wasm, keel_up, keel, tmp_path):
         assert recs[i]["prev"] == hashlib.sha256(lines[i - 1]).hexdigest()
     # config.loaded: the manifest and each component's code by digest
     cfg = recs[0]
-    assert cfg["who"] == "system"
+    assert cfg["who"] == "system" and cfg["manifest"] == str(tmp_path / "keel.yaml")
     assert cfg["sha256"] == hashlib.sha256((tmp_path / "keel.yaml").read_bytes()).hexdigest()
     assert cfg["components"]["kv"] == hashlib.sha256(Path(kv_wasm).read_bytes()).hexdigest()
     # refusals: status, remote, method, path, why; never the presented token
@@ -75,6 +75,9 @@ def test_admin_events_form_a_verified_chain(kv_wasm, keel_up, keel, tmp_path):
     r = verify(keel, log, cwd=tmp_path)
     assert r.returncode == 0, r.describe()
     assert r.out.strip() == f"{log}: 5 records, chain intact"
+    metrics = scrape(srv)
+    assert "keel_audit_records_total 5\n" in metrics, metrics
+    assert "keel_audit_failures_total 0\n" in metrics, metrics
 
     # the CLI appends to the same log while keel up runs, as who "cli"
     snap = tmp_path / "cli-backup.db"
@@ -210,3 +213,19 @@ def test_token_file_errors_refuse_and_are_recorded(kv_wasm, keel_up, keel, tmp_p
     recs = records(tmp_path / "audit" / "audit.jsonl")
     assert recs[-2]["event"] == "admin.auth_failed" and "expected LABEL TOKEN" in recs[-2]["why"]
     assert (recs[-1]["event"], recs[-1]["who"]) == ("store.backup", "admin")
+
+
+def test_an_event_that_cannot_be_recorded_is_counted(kv_wasm, keel_up, keel, tmp_path):
+    """Another writer breaks the file's last record while keel up runs: the
+    next event is not chained onto it; it is logged and counted, and the
+    admin request is still answered."""
+    log = tmp_path / "audit" / "audit.jsonl"
+    srv = start(keel_up, kv_wasm, tmp_path)
+    with open(log, "ab") as f:
+        f.write(b'{"not":"a record"}\n')
+    assert post(srv, "/admin/stores/main/backup", "wrong")[0] == 403
+    assert "keel_audit_failures_total 1\n" in scrape(srv)
+    assert "event admin.auth_failed NOT recorded: its last record is not valid" in srv.log()
+    assert len(records(log)) == 2
+    r = verify(keel, log, cwd=tmp_path)
+    assert r.returncode == 1 and f"{log}:2: record 2: not a valid record" in r.err, r.describe()
