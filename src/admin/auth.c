@@ -18,6 +18,7 @@
 #include "admin/admin_int.h"
 
 #include <errno.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -176,7 +177,7 @@ static void put_request_text(keel_buf *b, const char *s, size_t n)
  * logs it, naming the endpoint. */
 static int refuse(h2o_req_t *req, int status, const char *why)
 {
-    char host[64] = "unknown";
+    char host[NI_MAXHOST] = "unknown";
     struct sockaddr_storage ss;
     socklen_t sl = req->conn && req->conn->callbacks->get_peername
                        ? req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss)

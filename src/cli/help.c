@@ -71,6 +71,9 @@ static const char up_usage[] =
     "  --admin-listen HOST:PORT  override admin.listen (default 127.0.0.1:9090):\n"
     "                         GET /metrics, /healthz, /readyz, /health\n"
     "\n"
+    "With admin.audit_log set, the log is verified and opened first (a broken\n"
+    "chain refuses to start) and config.loaded is recorded (see keel help audit).\n"
+    "\n"
     "Logs are JSON lines on stderr (observability.log_format: text for plain\n"
     "text), one access log line per request; every response carries\n"
     "X-Request-Id. See docs/operations.md.\n";
@@ -118,6 +121,8 @@ static const char backup_usage[] =
     "manifest FILE (default ./keel.yaml) to OUT, and its sha256 to OUT.sha256\n"
     "(sha256sum format). A running `keel up` keeps serving meanwhile. Redis\n"
     "stores are backed up with Redis's own RDB/AOF (docs/operations.md).\n"
+    "With admin.audit_log set, the backup (or its failure) is recorded there\n"
+    "(store.backup, who \"cli\"); a broken audit chain refuses the command.\n"
     "\n"
     "exit status: 0 when both files are written, 1 on failure (nothing is\n"
     "left at OUT), 2 on a usage error.\n";
@@ -129,6 +134,8 @@ static const char restore_usage[] =
     "it against BACKUP.sha256 and with PRAGMA integrity_check. Refuses, and\n"
     "changes nothing, on any mismatch. The replacement is one transaction: a\n"
     "running `keel up` sees the old contents or the new, never a mix.\n"
+    "With admin.audit_log set, the restore or its refusal is recorded there\n"
+    "(store.restore, who \"cli\"); a broken audit chain refuses the command.\n"
     "\n"
     "exit status: 0 restored, 1 refused or failed (the store is unchanged),\n"
     "2 on a usage error.\n";
