@@ -26,6 +26,8 @@ int main(int argc, char **argv)
         return keel_cmd_backup(argc - 1, argv + 1);
     if (strcmp(cmd, "restore") == 0)
         return keel_cmd_restore(argc - 1, argv + 1);
+    if (strcmp(cmd, "audit") == 0)
+        return keel_cmd_audit(argc - 1, argv + 1);
     if (strcmp(cmd, "alerts") == 0)
         return keel_cmd_alerts(argc - 1, argv + 1);
     if (strcmp(cmd, "ctl") == 0)

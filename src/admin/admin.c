@@ -6,6 +6,7 @@
 
 #include "admin/admin.h"
 #include "admin/admin_int.h"
+#include "admin/audit.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -157,13 +158,14 @@ static size_t deploy_target(h2o_req_t *req, char *name, size_t len)
 static void start_deploy(keel_admin *a, h2o_req_t *req, const char *name)
 {
     keel_buf b = { 0 };
-    char why[512];
+    char why[512], who[KEEL_ADMIN_MAX_LABEL + 1];
     admin_job *j = calloc(1, sizeof *j);
     if (!j)
         abort();
     pthread_mutex_lock(&a->mu);
     keel_host *h = a->host;
-    int st = h ? keel_admin_authorize(keel_host_manifest(h), req, why, sizeof why) : 503;
+    int st = h ? keel_admin_authorize(keel_host_manifest(h), req, who, sizeof who, why,
+                                      sizeof why) : 503;
     if (st == 503)
         snprintf(why, sizeof why, "components are still loading");
     if (st) {
@@ -179,7 +181,7 @@ static void start_deploy(keel_admin *a, h2o_req_t *req, const char *name)
         free(j);
         return;
     }
-    if ((st = keel_admin_deploy_prepare(req, name, "admin", &j->d, &b)) != 0) {
+    if ((st = keel_admin_deploy_prepare(req, name, who, &j->d, &b)) != 0) {
         pthread_mutex_unlock(&a->mu);
         reply_buf(req, st, "application/json", &b);
         free(j);
@@ -218,7 +220,7 @@ void keel_admin_set_reload(keel_admin *a, keel_admin_reload_fn fn, void *arg)
 static void serve_reload(keel_admin *a, h2o_req_t *req)
 {
     keel_buf b = { 0 };
-    char why[1024];
+    char why[1024], who[KEEL_ADMIN_MAX_LABEL + 1];
     if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST"))) {
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, H2O_STRLIT("POST"));
         reply(req, 405, "application/json", H2O_STRLIT("{\"error\":\"method not allowed (POST)\"}\n"));
@@ -226,7 +228,7 @@ static void serve_reload(keel_admin *a, h2o_req_t *req)
     }
     pthread_mutex_lock(&a->mu);
     const keel_manifest *m = a->host ? keel_host_manifest(a->host) : NULL;
-    int st = keel_admin_authorize(m, req, why, sizeof why);
+    int st = keel_admin_authorize(m, req, who, sizeof who, why, sizeof why);
     keel_admin_reload_fn fn = a->reload;
     void *arg = a->reload_arg;
     pthread_mutex_unlock(&a->mu);
@@ -234,7 +236,7 @@ static void serve_reload(keel_admin *a, h2o_req_t *req)
         st = 503;
         snprintf(why, sizeof why, "reloads are not available (still loading, or stopping)");
     }
-    if (!st && fn(arg, "admin", why, sizeof why) != 0)
+    if (!st && fn(arg, who, why, sizeof why) != 0)
         st = 422;
     if (st) {
         if (st == 401)
@@ -339,6 +341,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     }
     if (path_is(req, "/metrics")) {
         keel_process_metrics(&b);
+        keel_audit_metrics(&b);
         if (h)
             keel_host_metrics(h, &b);
         pthread_mutex_unlock(&a->mu);

@@ -8,12 +8,13 @@
  *       422 when the backup fails (a Redis store: use Redis's own
  *       persistence, docs/operations.md), with the reason.
  *
- * Every mutating request needs "Authorization: Bearer TOKEN" where TOKEN is
- * the content of admin.token_file (read per request, so a rotated token
- * applies at once; surrounding whitespace ignored), compared in constant
- * time: 401 without a bearer token, 403 with a wrong one, 403 when no
+ * Every mutating request needs "Authorization: Bearer TOKEN" with a token
+ * of admin.token_file (auth.c: one token, or one "LABEL TOKEN" per
+ * operator): 401 without a bearer token, 403 with a wrong one, 403 when no
  * token_file is configured (mutating endpoints are then off). Every
- * attempt is logged with its outcome. Runs on the admin thread. */
+ * attempt is logged with its outcome; refusals and backups are recorded in
+ * the audit trail (admin.auth_failed, store.backup with who = the token's
+ * label). Runs on the admin thread. */
 #include "admin/admin_int.h"
 
 #include <errno.h>
@@ -23,83 +24,10 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "admin/audit.h"
 #include "base/errors.h"
 #include "obs/log.h"
 #include "store/store.h"
-
-#define ADMIN_MAX_TOKEN 4096
-
-/* The token file's content without surrounding whitespace, malloc'd, or
- * NULL (unreadable, empty or too large; why says which). */
-static char *read_token(const char *path, char *why, size_t len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(why, len, "cannot read admin.token_file %s: %s", path, strerror(errno));
-        return NULL;
-    }
-    char *buf = malloc(ADMIN_MAX_TOKEN + 1);
-    if (!buf)
-        abort();
-    size_t n = fread(buf, 1, ADMIN_MAX_TOKEN + 1, f);
-    fclose(f);
-    if (n > ADMIN_MAX_TOKEN) {
-        snprintf(why, len, "admin.token_file %s is over %d bytes", path, ADMIN_MAX_TOKEN);
-        free(buf);
-        return NULL;
-    }
-    size_t a = 0;
-    while (a < n && (buf[a] == ' ' || buf[a] == '\t' || buf[a] == '\r' || buf[a] == '\n'))
-        a++;
-    while (n > a && (buf[n - 1] == ' ' || buf[n - 1] == '\t' || buf[n - 1] == '\r' ||
-                     buf[n - 1] == '\n'))
-        n--;
-    if (n == a) {
-        snprintf(why, len, "admin.token_file %s is empty", path);
-        free(buf);
-        return NULL;
-    }
-    memmove(buf, buf + a, n - a);
-    buf[n - a] = '\0';
-    return buf;
-}
-
-/* Equal bytes, in time that depends only on the lengths. */
-static bool same_secret(const char *a, size_t alen, const char *b, size_t blen)
-{
-    unsigned char diff = alen != blen;
-    size_t n = alen < blen ? alen : blen;
-    for (size_t i = 0; i < n; i++)
-        diff |= (unsigned char)(a[i] ^ b[i]);
-    return diff == 0;
-}
-
-int keel_admin_authorize(const keel_manifest *m, h2o_req_t *req, char *why, size_t len)
-{
-    if (!m || !m->admin.token_file) {
-        snprintf(why, len, "mutating endpoints are off: admin.token_file is not set");
-        return 403;
-    }
-    ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
-    static const char bearer[] = "Bearer ";
-    if (i < 0 || req->headers.entries[i].value.len <= sizeof bearer - 1 ||
-        strncasecmp(req->headers.entries[i].value.base, bearer, sizeof bearer - 1) != 0) {
-        snprintf(why, len, "an Authorization: Bearer token is required");
-        return 401;
-    }
-    h2o_iovec_t v = req->headers.entries[i].value;
-    char *token = read_token(m->admin.token_file, why, len);
-    if (!token)
-        return 403;
-    bool ok = same_secret(v.base + sizeof bearer - 1, v.len - (sizeof bearer - 1), token,
-                          strlen(token));
-    free(token);
-    if (!ok) {
-        snprintf(why, len, "wrong token");
-        return 403;
-    }
-    return 0;
-}
 
 bool keel_admin_is_mutation(h2o_req_t *req)
 {
@@ -126,9 +54,9 @@ static h2o_iovec_t backup_store_name(h2o_req_t *req)
 int keel_admin_mutate(keel_host *h, h2o_req_t *req, keel_buf *out)
 {
     const keel_manifest *m = h ? keel_host_manifest(h) : NULL;
-    char why[512];
+    char why[512], who[KEEL_ADMIN_MAX_LABEL + 1];
     if (keel_admin_is_component_call(req)) {
-        int st = keel_admin_authorize(m, req, why, sizeof why);
+        int st = keel_admin_authorize(m, req, who, sizeof who, why, sizeof why);
         if (st) {
             keel_log(KEEL_LOG_WARN, "admin", "%.*s %.*s refused (%d): %s",
                      (int)req->method.len, req->method.base, (int)req->path_normalized.len,
@@ -139,7 +67,7 @@ int keel_admin_mutate(keel_host *h, h2o_req_t *req, keel_buf *out)
             return st;
         }
         const char *allow = NULL;
-        return keel_admin_component_call(h, req, "admin", out, &allow);
+        return keel_admin_component_call(h, req, who, out, &allow);
     }
     h2o_iovec_t name = backup_store_name(req);
     if (!name.len) {
@@ -151,7 +79,7 @@ int keel_admin_mutate(keel_host *h, h2o_req_t *req, keel_buf *out)
         keel_buf_puts(out, "{\"error\":\"method not allowed (POST)\"}\n");
         return 405;
     }
-    int st = keel_admin_authorize(m, req, why, sizeof why);
+    int st = keel_admin_authorize(m, req, who, sizeof who, why, sizeof why);
     if (st) {
         keel_log(KEEL_LOG_WARN, "admin", "backup of store %.*s refused (%d): %s",
                  (int)name.len, name.base, st, why);
@@ -186,13 +114,15 @@ int keel_admin_mutate(keel_host *h, h2o_req_t *req, keel_buf *out)
     if (keel_store_backup(s, file, &bytes, hex, why, sizeof why) != 0) {
         keel_log(KEEL_LOG_ERROR, "admin", "backup of store %.*s failed: %s", (int)name.len,
                  name.base, why);
+        keel_audit_store("store.backup", who, keel_store_cfg_of(s)->name, file, NULL, why);
         keel_buf_puts(out, "{\"error\":\"");
         keel_buf_json(out, why);
         keel_buf_puts(out, "\"}\n");
         return 422;
     }
-    keel_log(KEEL_LOG_INFO, "admin", "backup of store %.*s written to %s (%llu bytes, "
-             "sha256 %s)", (int)name.len, name.base, file, (unsigned long long)bytes, hex);
+    keel_log(KEEL_LOG_INFO, "admin", "backup of store %.*s by %s written to %s (%llu bytes, "
+             "sha256 %s)", (int)name.len, name.base, who, file, (unsigned long long)bytes, hex);
+    keel_audit_store("store.backup", who, keel_store_cfg_of(s)->name, file, hex, NULL);
     keel_buf_puts(out, "{\"store\":\"");
     keel_buf_json(out, keel_store_cfg_of(s)->name);
     keel_buf_puts(out, "\",\"file\":\"");

@@ -1,7 +1,11 @@
-/* sha256.c — SHA-256 as specified in FIPS 180-4, section 6.2. */
+/* sha256.c — SHA-256 as specified in FIPS 180-4, section 6.2, over bytes
+ * in memory or a whole file. */
 #include "base/sha256.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <unistd.h>
 
 static const uint32_t K[64] = {
     0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1,
@@ -113,4 +117,33 @@ void keel_sha256_hex(const void *data, size_t n, char hex[65])
     keel_sha256_update(&s, data, n);
     keel_sha256_final(&s, d);
     keel_hex(d, 32, hex);
+}
+
+int keel_sha256_file(const char *path, char hex[65], uint64_t *bytes)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    keel_sha256 s;
+    keel_sha256_init(&s);
+    unsigned char buf[65536], out[32];
+    uint64_t total = 0;
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR)) {
+        if (n < 0)
+            continue;
+        keel_sha256_update(&s, buf, (size_t)n);
+        total += (uint64_t)n;
+    }
+    int saved = errno;
+    close(fd);
+    if (n < 0) {
+        errno = saved;
+        return -1;
+    }
+    keel_sha256_final(&s, out);
+    keel_hex(out, 32, hex);
+    if (bytes)
+        *bytes = total;
+    return 0;
 }

@@ -1,9 +1,14 @@
 /* backup.c — `keel backup` and `keel restore`: a store's online snapshot
  * and its verified restore (the work is src/store/backup.c; this file
- * parses the command line, finds the store in the manifest and reports). */
+ * parses the command line, finds the store in the manifest and reports).
+ * With admin.audit_log set, both are recorded there (store.backup,
+ * store.restore, who "cli"), refusals too; an audit log that cannot be
+ * opened refuses the command. */
 #include <stdio.h>
 #include <string.h>
 
+#include "admin/audit.h"
+#include "base/sha256.h"
 #include "cli/cli.h"
 #include "config/manifest.h"
 #include "config/residency.h"
@@ -55,12 +60,17 @@ static int parse(const char *cmd, int argc, char **argv, bool want_out, args *a)
     return 0;
 }
 
-/* The manifest and the store's configuration; prints why not. */
+/* The manifest and the store's configuration, with the manifest's audit
+ * log open when it has one; prints why not. */
 static const keel_store_cfg *find_store(const args *a, keel_manifest **m)
 {
     char err[2048];
     if (keel_manifest_load(a->file, m, err, sizeof err)) {
         fprintf(stderr, "keel: %s\n", err);
+        return NULL;
+    }
+    if ((*m)->admin.audit_log && keel_audit_open((*m)->admin.audit_log, err, sizeof err)) {
+        fprintf(stderr, "keel: %s: admin.audit_log: %s\n", a->file, err);
         return NULL;
     }
     const keel_store_cfg *cfg = keel_manifest_store(*m, a->store);
@@ -96,14 +106,17 @@ int keel_cmd_backup(int argc, char **argv)
     keel_store *st = keel_stores_find(ss, cfg->name, strlen(cfg->name));
     if (keel_store_backup(st, a.out, &bytes, hex, err, sizeof err)) {
         fprintf(stderr, "keel: backup of store %s failed: %s\n", cfg->name, err);
+        keel_audit_store("store.backup", "cli", cfg->name, a.out, NULL, err);
         goto out;
     }
+    keel_audit_store("store.backup", "cli", cfg->name, a.out, hex, NULL);
     printf("backed up store %s (%s) to %s: %llu bytes, sha256 %s\n", cfg->name, cfg->path,
            a.out, (unsigned long long)bytes, hex);
     printf("wrote %s.sha256\n", a.out);
     status = KEEL_EXIT_OK;
 out:
     keel_stores_close(ss);
+    keel_audit_close();
     keel_manifest_free(m);
     return status;
 }
@@ -121,18 +134,21 @@ int keel_cmd_restore(int argc, char **argv)
     const keel_store_cfg *cfg = find_store(&a, &m);
     if (!cfg)
         goto out;
-    if (keel_residency_store_region(m, cfg, err, sizeof err)) {
-        fprintf(stderr, "keel: %s\n", err);
-        goto out;
-    }
-    if (keel_store_restore(cfg, a.positional, err, sizeof err)) {
+    char hex[65] = "";
+    if (keel_sha256_file(a.positional, hex, NULL))
+        hex[0] = '\0';
+    if (keel_residency_store_region(m, cfg, err, sizeof err) ||
+        keel_store_restore(cfg, a.positional, err, sizeof err)) {
         fprintf(stderr, "keel: restore of store %s refused: %s\n", cfg->name, err);
+        keel_audit_store("store.restore", "cli", cfg->name, a.positional, hex, err);
         goto out;
     }
+    keel_audit_store("store.restore", "cli", cfg->name, a.positional, hex, NULL);
     printf("restored store %s (%s) from %s (checksum and integrity verified)\n", cfg->name,
            cfg->path, a.positional);
     status = KEEL_EXIT_OK;
 out:
+    keel_audit_close();
     keel_manifest_free(m);
     return status;
 }

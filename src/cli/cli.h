@@ -25,6 +25,7 @@ struct keel_admin;
 typedef struct keel_reloader keel_reloader;
 keel_reloader *keel_reloader_start(struct keel_live *l, struct keel_admin *a);
 void keel_reloader_stop(keel_reloader *r);
+int keel_cmd_audit(int argc, char **argv);
 
 /* Usage text of a command ("run", "compile", NULL for the overview). */
 const char *keel_usage(const char *cmd);

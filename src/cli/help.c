@@ -17,6 +17,7 @@ static const char overview[] =
     "  check     validate keel.yaml and its modules without compiling\n"
     "  alerts    print Prometheus SLO alert rules (or Alertmanager inhibit rules)\n"
     "  ctl       deploy, canary, promote, roll back, reload a running keel up\n"
+    "  audit     verify or rotate the audit trail (admin.audit_log)\n"
     "  help      show help for a command: keel help run\n"
     "\n"
     "  keel --version    print the version\n"
@@ -71,6 +72,9 @@ static const char up_usage[] =
     "  --admin-listen HOST:PORT  override admin.listen (default 127.0.0.1:9090):\n"
     "                         GET /metrics, /healthz, /readyz, /health\n"
     "\n"
+    "With admin.audit_log set, the log is verified and opened first (a broken\n"
+    "chain refuses to start) and config.loaded is recorded (see keel help audit).\n"
+    "\n"
     "Logs are JSON lines on stderr (observability.log_format: text for plain\n"
     "text), one access log line per request; every response carries\n"
     "X-Request-Id. See docs/operations.md.\n";
@@ -118,6 +122,8 @@ static const char backup_usage[] =
     "manifest FILE (default ./keel.yaml) to OUT, and its sha256 to OUT.sha256\n"
     "(sha256sum format). A running `keel up` keeps serving meanwhile. Redis\n"
     "stores are backed up with Redis's own RDB/AOF (docs/operations.md).\n"
+    "With admin.audit_log set, the backup (or its failure) is recorded there\n"
+    "(store.backup, who \"cli\"); a broken audit chain refuses the command.\n"
     "\n"
     "exit status: 0 when both files are written, 1 on failure (nothing is\n"
     "left at OUT), 2 on a usage error.\n";
@@ -129,6 +135,8 @@ static const char restore_usage[] =
     "it against BACKUP.sha256 and with PRAGMA integrity_check. Refuses, and\n"
     "changes nothing, on any mismatch. The replacement is one transaction: a\n"
     "running `keel up` sees the old contents or the new, never a mix.\n"
+    "With admin.audit_log set, the restore or its refusal is recorded there\n"
+    "(store.restore, who \"cli\"); a broken audit chain refuses the command.\n"
     "\n"
     "exit status: 0 restored, 1 refused or failed (the store is unchanged),\n"
     "2 on a usage error.\n";
@@ -154,8 +162,33 @@ static const char ctl_usage[] =
     "exit status: 0 when Keel answered 2xx, 1 otherwise (its error printed),\n"
     "2 on a usage error.\n";
 
+static const char audit_usage[] =
+    "usage: keel audit verify FILE [FILE...]\n"
+    "       keel audit rotate FILE [--to ARCHIVE]\n"
+    "\n"
+    "An audit log (admin.audit_log) is JSON lines, one record per event, each\n"
+    "carrying the SHA-256 of the record before it (docs/operations.md, \"Audit\n"
+    "trail\").\n"
+    "\n"
+    "verify checks the chain: every record valid JSON with seq, ts, event, who\n"
+    "first and prev last, seq one more than the record before, prev that\n"
+    "record's hash. Several files are checked as one chain, oldest first (the\n"
+    "archives of rotate, then the live file). Prints \"FILE: N records, chain\n"
+    "intact\" per file, or \"FILE:LINE: record N: why\" for the first bad\n"
+    "record (edited, removed, reordered, truncated by a crash) on stderr.\n"
+    "\n"
+    "rotate moves FILE's records to ARCHIVE (default FILE.YYYYMMDDTHHMMSSZ) and\n"
+    "starts FILE again with an audit.rotated record that carries the archive's\n"
+    "last hash, so `keel audit verify ARCHIVE FILE` still checks one chain. A\n"
+    "running keel moves to the new file at its next record.\n"
+    "\n"
+    "exit status: 0 intact / rotated, 1 a broken chain or an I/O error, 2 on a\n"
+    "usage error.\n";
+
 const char *keel_usage(const char *cmd)
 {
+    if (cmd && strcmp(cmd, "audit") == 0)
+        return audit_usage;
     if (cmd && strcmp(cmd, "ctl") == 0)
         return ctl_usage;
     if (cmd && strcmp(cmd, "backup") == 0)
@@ -202,7 +235,8 @@ int keel_cmd_help(int argc, char **argv)
     const char *cmd = argc > 1 ? argv[1] : NULL;
     if (cmd && strcmp(cmd, "run") && strcmp(cmd, "compile") && strcmp(cmd, "check") &&
         strcmp(cmd, "up") && strcmp(cmd, "help") && strcmp(cmd, "backup") &&
-        strcmp(cmd, "restore") && strcmp(cmd, "alerts") && strcmp(cmd, "ctl"))
+        strcmp(cmd, "restore") && strcmp(cmd, "alerts") && strcmp(cmd, "ctl") &&
+        strcmp(cmd, "audit"))
         return keel_usage_error(NULL, "unknown command \"%s\"", cmd);
     fputs(keel_usage(cmd), stdout);
     return KEEL_EXIT_OK;

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "admin/admin.h"
+#include "admin/audit.h"
 #include "cli/cli.h"
 #include "config/manifest.h"
 #include "host/host.h"
@@ -62,6 +63,13 @@ int keel_cmd_up(int argc, char **argv)
     }
     keel_log_min = (keel_log_level)m->obs.log_level;
     keel_log_fmt = (keel_log_format)m->obs.log_format;
+    /* the audit trail first: a refusal below (residency) is recorded too */
+    if (m->admin.audit_log && keel_audit_open(m->admin.audit_log, err, sizeof err)) {
+        fprintf(stderr, "keel: %s: admin.audit_log: %s\n", file, err);
+        keel_manifest_free(m);
+        return KEEL_EXIT_FAIL;
+    }
+    keel_audit_config("config.loaded", "system", m);
     if (m->obs.access_log)
         keel_log_queue_start();   /* access lines are batched; failure: written directly */
 
@@ -124,5 +132,6 @@ out:
         keel_manifest_free(m);
     }
     keel_log_queue_stop();
+    keel_audit_close();
     return status;
 }

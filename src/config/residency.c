@@ -16,13 +16,46 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "admin/audit.h"
 #include "base/errors.h"
+#include "obs/prom.h"
 
 static _Atomic unsigned long denials;
 
 unsigned long keel_residency_denials(void)
 {
     return atomic_load(&denials);
+}
+
+/* Counts a denial and records it in the audit trail (residency.denied;
+ * a no-op unless the process has an audit log open): the store, this
+ * instance's region, the component (NULL for the store's own region
+ * rule) and the full reason. */
+static void deny(const keel_manifest *m, const keel_store_cfg *s, const char *component,
+                 const char *why)
+{
+    atomic_fetch_add(&denials, 1);
+    keel_buf b = { 0 };
+    keel_buf_puts(&b, "\"store\":\"");
+    keel_buf_json(&b, s->name);
+    keel_buf_puts(&b, "\",\"region\":");
+    if (m->region) {
+        keel_buf_puts(&b, "\"");
+        keel_buf_json(&b, m->region);
+        keel_buf_puts(&b, "\"");
+    } else {
+        keel_buf_puts(&b, "null");
+    }
+    if (component) {
+        keel_buf_puts(&b, ",\"component\":\"");
+        keel_buf_json(&b, component);
+        keel_buf_puts(&b, "\"");
+    }
+    keel_buf_puts(&b, ",\"why\":\"");
+    keel_buf_json(&b, why);
+    keel_buf_puts(&b, "\"");
+    keel_audit("residency.denied", "system", b.data);
+    keel_buf_free(&b);
 }
 
 static bool has(char *const *list, size_t n, const char *s)
@@ -147,19 +180,20 @@ int keel_residency_store_region(const keel_manifest *m, const keel_store_cfg *s,
     char rs[512];
     join(s->regions, s->nregions, rs, sizeof rs);
     if (!m->region) {
-        atomic_fetch_add(&denials, 1);
-        return keel_err(err, errlen, KEEL_EINVAL, "%s:%d:%d: residency: store %s may live "
-                        "only in regions [%s], but this instance has no region (set "
-                        "region: in the manifest or KEEL_REGION)", m->path, s->pos.line,
-                        s->pos.col, s->name, rs);
+        keel_err(err, errlen, KEEL_EINVAL, "%s:%d:%d: residency: store %s may live only in "
+                 "regions [%s], but this instance has no region (set region: in the "
+                 "manifest or KEEL_REGION)", m->path, s->pos.line, s->pos.col, s->name, rs);
+        deny(m, s, NULL, err);
+        return KEEL_EINVAL;
     }
     if (has(s->regions, s->nregions, m->region))
         return 0;
-    atomic_fetch_add(&denials, 1);
-    return keel_err(err, errlen, KEEL_EINVAL, "%s:%d:%d: residency: store %s may live only "
-                    "in regions [%s], but this instance's region is %s (from %s); refusing "
-                    "to open it", m->path, s->pos.line, s->pos.col, s->name, rs, m->region,
-                    m->region_from_env ? "KEEL_REGION" : "region: in the manifest");
+    keel_err(err, errlen, KEEL_EINVAL, "%s:%d:%d: residency: store %s may live only in "
+             "regions [%s], but this instance's region is %s (from %s); refusing to open it",
+             m->path, s->pos.line, s->pos.col, s->name, rs, m->region,
+             m->region_from_env ? "KEEL_REGION" : "region: in the manifest");
+    deny(m, s, NULL, err);
+    return KEEL_EINVAL;
 }
 
 int keel_residency_check(const keel_manifest *m, bool check_region,
@@ -193,7 +227,7 @@ int keel_residency_check(const keel_manifest *m, bool check_region,
                      "could receive data of store %s, which may live only in [%s]; flow: %s",
                      m->path, cc->residency_pos.line, cc->residency_pos.col, cc->name, cs,
                      s->name, rs, path);
-            atomic_fetch_add(&denials, 1);
+            deny(m, s, cc->name, line);
             report(arg, line);
             problems++;
         }

@@ -2,7 +2,8 @@
  * a store with `regions` may be opened only by an instance whose `region`
  * is one of them, and its data may reach (by a kv grant or through
  * component calls, either way) only components whose `residency`, when
- * given, lies inside them. Every denial is counted. */
+ * given, lies inside them. Every denial is counted, and recorded in the
+ * audit trail (residency.denied) when the process has one open. */
 #ifndef KEEL_CONFIG_RESIDENCY_H
 #define KEEL_CONFIG_RESIDENCY_H
 

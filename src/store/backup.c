@@ -49,32 +49,6 @@ static int fsync_parent(const char *path)
     return rc;
 }
 
-/* sha256 of a file as 64 hex digits; -1 on a read error. */
-static int file_sha256(const char *path, char hex[65], uint64_t *bytes)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    keel_sha256 s;
-    keel_sha256_init(&s);
-    unsigned char buf[65536], out[32];
-    uint64_t total = 0;
-    ssize_t n;
-    while ((n = read(fd, buf, sizeof buf)) > 0) {
-        keel_sha256_update(&s, buf, (size_t)n);
-        total += (uint64_t)n;
-    }
-    close(fd);
-    if (n < 0)
-        return -1;
-    keel_sha256_final(&s, out);
-    for (int i = 0; i < 32; i++)
-        snprintf(hex + 2 * i, 3, "%02x", out[i]);
-    if (bytes)
-        *bytes = total;
-    return 0;
-}
-
 /* Copies the database src (an open connection) into a new file at path. */
 static int copy_db(sqlite3 *src, const char *path, bool to_rollback, char *err, size_t errlen)
 {
@@ -143,7 +117,7 @@ int keel_store_backup(keel_store *st, const char *dest, uint64_t *bytes, char he
         return rc;
     }
     uint64_t n;
-    if (file_sha256(tmp, h, &n) || rename(tmp, dest)) {
+    if (keel_sha256_file(tmp, h, &n) || rename(tmp, dest)) {
         rc = keel_err(err, errlen, KEEL_EIO, "cannot write %s: %s", dest, strerror(errno));
         unlink(tmp);
         return rc;
@@ -185,7 +159,7 @@ static int verify_checksum(const char *src, char *err, size_t errlen)
     if (got != 1 || strlen(want) != 64)
         return keel_err(err, errlen, KEEL_EINVAL, "%s does not hold a sha256 checksum; "
                         "refusing to restore", sum);
-    if (file_sha256(src, have, NULL))
+    if (keel_sha256_file(src, have, NULL))
         return keel_err(err, errlen, KEEL_EIO, "cannot read %s: %s", src, strerror(errno));
     if (strcmp(want, have))
         return keel_err(err, errlen, KEEL_EINVAL, "checksum mismatch: %s has sha256 %s but "

@@ -263,29 +263,18 @@ def test_backup_through_the_admin_api(kv_wasm, keel_up, keel, tmp_path):
     the bearer token (401) and with a wrong one (403); with the token, a
     consistent snapshot beside the manifest (backups/) whose checksum file
     matches and which `keel restore` accepts."""
-    import http.client
     import json
-    from test_obs import admin_port
+    from test_obs import admin_post as post
     (tmp_path / "admin.token").write_text("s3cret-token\n")
     srv = keel_up(kv_yaml(kv_wasm, sqlite_store(), top="admin:\n  token_file: admin.token\n"))
     c = Client(srv.port)
     for i in range(20):
         assert c.req("PUT", f"/kv/main/k{i}", b"v%d" % i)[0] == 200
 
-    def post(path, token=None):
-        conn = http.client.HTTPConnection("127.0.0.1", admin_port(srv), timeout=30)
-        try:
-            conn.request("POST", path, headers={"Authorization": f"Bearer {token}"} if token
-                         else {})
-            r = conn.getresponse()
-            return r.status, r.read().decode()
-        finally:
-            conn.close()
-
-    assert post("/admin/stores/main/backup")[0] == 401
-    assert post("/admin/stores/main/backup", "wrong")[0] == 403
-    assert post("/admin/stores/nope/backup", "s3cret-token")[0] == 404
-    st, body = post("/admin/stores/main/backup", "s3cret-token")
+    assert post(srv, "/admin/stores/main/backup")[0] == 401
+    assert post(srv, "/admin/stores/main/backup", "wrong")[0] == 403
+    assert post(srv, "/admin/stores/nope/backup", "s3cret-token")[0] == 404
+    st, body = post(srv, "/admin/stores/main/backup", "s3cret-token")
     assert st == 200, (body, srv.tail())
     info = json.loads(body)
     snap = Path(info["file"])

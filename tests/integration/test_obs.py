@@ -81,6 +81,18 @@ def admin_get(srv, path, method="GET"):
         c.close()
 
 
+def admin_post(srv, path, token=None):
+    """POST path on the admin listener, with a bearer token when given:
+    (status, body text)."""
+    c = http.client.HTTPConnection("127.0.0.1", admin_port(srv), timeout=30)
+    try:
+        c.request("POST", path, headers={"Authorization": f"Bearer {token}"} if token else {})
+        r = c.getresponse()
+        return r.status, r.read().decode()
+    finally:
+        c.close()
+
+
 def scrape(srv) -> str:
     status, body, r = admin_get(srv, "/metrics")
     assert status == 200, body
