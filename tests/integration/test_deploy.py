@@ -79,8 +79,9 @@ def serve(tmp_path, keel_bin, base_env, releases):
     servers = []
 
     def start(components_yaml, extra=""):
-        (tmp_path / "admin.token").write_text(TOKEN + "\n")
-        text = ("admin: { listen: 127.0.0.1:0, token_file: admin.token }\n" + extra +
+        (tmp_path / "admin.token").write_text(f"ci.deploy {TOKEN}\n")
+        text = ("admin: { listen: 127.0.0.1:0, token_file: admin.token, audit_log: audit.jsonl }\n"
+                + extra +
                 "components:\n" + components_yaml)
         for name, p in releases.items():
             text = text.replace("{" + name + "}", str(p))
@@ -222,6 +223,10 @@ def test_canary_worse_in_latency_is_rolled_back_by_keel(serve, releases, keel_bi
     assert "release 4\n" in load.bodies, "the canary never served"
     line = next(l for l in srv.log().splitlines() if "rolled back automatically" in l)
     assert "p99 latency" in line, line
+    auto = [json.loads(l) for l in (srv.dir / "audit.jsonl").read_text().splitlines()
+            if '"component.rolled_back"' in l]
+    assert len(auto) == 1 and auto[0]["who"] == "keel" and auto[0]["automatic"] is True
+    assert "p99 latency" in auto[0]["why"]
     comps = srv.admin_json("/admin/components")["components"]
     assert comps[0]["state"] == "stable" and len(comps[0]["versions"]) == 1
     assert srv.req("GET", "/v") == (200, b"release 1\n")
@@ -285,6 +290,20 @@ def test_promote_rollback_and_roll_forward_by_hand(serve, releases, keel_bin, ba
     assert "customer reports" in srv.log()
     r = srv.ctl(keel_bin, base_env, "promote", "rel")
     assert r.returncode == 1 and "409" in r.stderr and "no canary" in r.stderr
+    # every change is in the audit trail, with who and the sha256s, and the chain holds
+    records = [json.loads(l) for l in (srv.dir / "audit.jsonl").read_text().splitlines()]
+    events = [(r["event"], r["who"]) for r in records if r["event"].startswith("component.")]
+    assert events == [("component.staged", "ci.deploy"), ("component.canaried", "ci.deploy"),
+                      ("component.promoted", "ci.deploy"),
+                      ("component.rolled_back", "ci.deploy"),
+                      ("component.rolled_back", "ci.deploy")], events
+    promoted = next(r for r in records if r["event"] == "component.promoted")
+    assert promoted["old_sha256"] == v1 and promoted["new_sha256"] == v2
+    back = [r for r in records if r["event"] == "component.rolled_back"]
+    assert back[0]["why"] == "customer reports"
+    v = subprocess.run([str(keel_bin), "audit", "verify", str(srv.dir / "audit.jsonl")],
+                       capture_output=True, text=True)
+    assert v.returncode == 0, v.stdout + v.stderr
 
 
 def wat_module(tmp_path, text):
@@ -328,7 +347,7 @@ def test_refusals_change_nothing(serve, releases, tmp_path):
 
 
 def write_yaml(srv, components_yaml):
-    text = ("admin: { listen: 127.0.0.1:0, token_file: admin.token }\n"
+    text = ("admin: { listen: 127.0.0.1:0, token_file: admin.token, audit_log: audit.jsonl }\n"
             "components:\n" + components_yaml)
     (srv.dir / "keel.yaml.new").write_text(text)
     (srv.dir / "keel.yaml.new").replace(srv.dir / "keel.yaml")
@@ -366,6 +385,8 @@ def test_reload_valid_and_invalid_under_load(serve, releases):
     _, metrics = srv.req("GET", "/metrics", admin=True, token=None)
     assert "keel_config_reloads_total 1" in metrics.decode()
     assert "keel_config_reload_failures_total 2" in metrics.decode()
+    events = [json.loads(l)["event"] for l in (srv.dir / "audit.jsonl").read_text().splitlines()]
+    assert events.count("config.reloaded") == 1 and events.count("config.reload_failed") == 2
     # a component removed by a valid reload stops being routed
     write_yaml(srv, REL.replace("{release}", str(releases["release"])))
     st, body = srv.req("POST", "/admin/reload", admin=True)
