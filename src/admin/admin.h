@@ -3,7 +3,8 @@
  *
  *   GET /metrics   Prometheus text format 0.0.4 (process, host, components)
  *   GET /healthz   liveness: 200 while the process can serve
- *   GET /readyz    200 when every component is loaded; 503 + JSON reason
+ *   GET /readyz    200 when every component is loaded and the process is
+ *                  not stopping; 503 + JSON reason ("draining" once stopping)
  *   GET /health    per-component JSON status (see keel_host_health)
  *
  * and the mutating endpoints of mutate.c (POST /admin/stores/NAME/backup),
@@ -27,6 +28,10 @@ int keel_admin_start(const char *listen, keel_admin **out, int *port, char *err,
  * admin thread finishes any request using the old host before this
  * returns, so the caller may free it afterwards. */
 void keel_admin_set_host(keel_admin *a, keel_host *h);
+/* The process is stopping: from now on /readyz answers 503 with reason
+ * "draining" while /healthz stays 200. Any thread (not a signal handler);
+ * NULL is fine. */
+void keel_admin_set_draining(keel_admin *a);
 /* Stops and joins the thread, closes the listener. NULL is fine. */
 void keel_admin_stop(keel_admin *a);
 
