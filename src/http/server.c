@@ -1,8 +1,9 @@
 /* server.c — the h2o front end (see server.h for the behaviour).
  *
- * Threads: the caller of keel_http_serve_ops coordinates (polls *stop,
- * drains, joins); each event loop thread owns one h2o_evloop_t, one
- * h2o_context_t, one SO_REUSEPORT listener and the connections it
+ * Threads: the caller of keel_http_serve_ops coordinates (waits for *stop
+ * and runs the stop sequence of drain.c, then joins); each event loop
+ * thread owns one h2o_evloop_t, one h2o_context_t, one listening socket
+ * (SO_REUSEPORT, or a share of an inherited one) and the connections it
  * accepted. A request runs its guest code right on the loop thread, unless
  * its component is slow (dispatch.c): then worker threads take it from one
  * bounded queue, run the host and post the job back to its loop through

@@ -39,7 +39,7 @@ MODULES = ("gateway", "catalog", "cart", "auth", "legacy", "reviews")
 README_ADDR = "127.0.0.1:8080"
 LISTEN_RE = re.compile(r"listening on http://(\S+?):(\d+)\b")
 START_TIMEOUT = 120.0     # the first start compiles six modules (fast tier)
-STOP_TIMEOUT = 20.0       # the drain gives up after 10 s
+STOP_TIMEOUT = 40.0       # shutdown.grace is 30 s by default
 HTTP_TIMEOUT = 30.0       # generous: the suite shares a 2-core box
 
 SECRET = b"demo-secret-change-me-0123456789"   # auth's config in keel.yaml
