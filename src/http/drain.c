@@ -92,8 +92,8 @@ void http_loop_drain_tick(loop *lp)
          * SO_REUSEPORT group (a new Keel). */
         size_t taken = 0;
         int n;
-        while ((n = http_accept_some(lp)) > 0)
-            taken += (size_t)n;
+        while (taken < KEEL_HTTP_LISTEN_BACKLOG && (n = http_accept_some(lp)) > 0)
+            taken += (size_t)n;   /* bounded: a flood of new ones must not hold the close */
         http_accept_pause(lp);
         h2o_socket_close(lp->listener);
         lp->listener = NULL;

@@ -623,8 +623,11 @@ def test_sigterm_exits_0(shop):
     log = shop.log()
     assert rc == 0, f"keel exited {rc} on SIGTERM\n{shop.tail()}"
     assert re.search(r'"level":"info","msg":"stopped"\}$', log, re.M), shop.tail()
+    # The tcp_migrate_req warning is about the host (docs/operations.md),
+    # not the shop.
     bad = [ln for ln in log.splitlines()
-           if re.search(r'"level":"(warn|error)"', ln) or "trap" in ln]
+           if (re.search(r'"level":"(warn|error)"', ln) and "tcp_migrate_req" not in ln)
+           or "trap" in ln]
     assert not bad, "unexpected log lines:\n" + "\n".join(bad)
 
 
