@@ -331,6 +331,9 @@ def test_sigterm_under_load_zero_failures(launch):
     assert exited_at - sent_at < 5, f"exit took {exited_at - sent_at:.1f}s"
     log = srv.log()
     assert "drained" in log and "abandon" not in log, srv.tail()
+    # The access-log queue was flushed before exit: one line per answer.
+    access = log.count('"msg":"request"')
+    assert access == fast.ok + slow.ok, f"{access} access lines for {report}"
 
 
 def handover(old, start_new, tmp_name):
