@@ -320,6 +320,7 @@ def test_sigterm_under_load_zero_failures(launch):
     fast.stop()
     slow.stop()
     report = fast.report("fast") + "; " + slow.report("slow (1.5 s)")
+    print(f"exit {exited_at - sent_at:.2f} s after SIGTERM (drain_delay 0.3 s)")
     assert rc == 0, srv.tail()
     assert not fast.failed and not slow.failed, f"{report}\n{fast.failed[:5]} {slow.failed[:5]}"
     assert fast.ok > 100 and slow.ok == 3, report
