@@ -8,20 +8,16 @@
 #include "admin/admin_int.h"
 #include "admin/audit.h"
 
-#include <arpa/inet.h>
-#include <errno.h>
-#include <netdb.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "base/errors.h"
+#include "http/listen.h"
 #include "obs/log.h"
 #include "obs/process.h"
 
@@ -59,6 +55,7 @@ struct keel_admin {
     h2o_evloop_t *loop;
     h2o_socket_t *listener;
     atomic_bool stop;
+    atomic_bool draining;        /* the process is stopping: /readyz 503 */
     pthread_mutex_t mu;          /* held while a request reads host */
     keel_host *host;
     keel_admin_reload_fn reload; /* under mu */
@@ -350,11 +347,12 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     }
     if (path_is(req, "/readyz")) {
         char why[256];
-        bool ok = h && keel_host_ready(h, why, sizeof why);
+        bool draining = atomic_load(&a->draining);
+        bool ok = !draining && h && keel_host_ready(h, why, sizeof why);
         pthread_mutex_unlock(&a->mu);
         keel_buf_puts(&b, ok ? "{\"ready\":true}\n" : "{\"ready\":false,\"reason\":\"");
         if (!ok) {
-            keel_buf_json(&b, h ? why : "loading components");
+            keel_buf_json(&b, draining ? "draining" : h ? why : "loading components");
             keel_buf_puts(&b, "\"}\n");
         }
         reply_buf(req, ok ? 200 : 503, "application/json", &b);
@@ -413,47 +411,20 @@ static void *admin_main(void *arg)
     return NULL;
 }
 
-/* A listening socket on addr ("host:port"); *port gets the bound port.
- * The fd, or a negative KEEL_E* with err filled. */
+/* A listening socket on addr ("host:port", the forms of the HTTP
+ * listener); *port gets the bound port. The fd, or a negative KEEL_E*
+ * with err filled. */
 static int bind_listen(const char *addr, int *port, char *err, size_t errlen)
 {
-    char host[256];
-    const char *colon = strrchr(addr, ':');
-    if (!colon || (size_t)(colon - addr) >= sizeof host)
-        return keel_err(err, errlen, KEEL_EINVAL, "admin listen '%s': expected HOST:PORT",
-                        addr);
-    memcpy(host, addr, (size_t)(colon - addr));
-    host[colon - addr] = 0;
-    char *h = host;
-    if (h[0] == '[') {
-        h++;
-        char *c = strchr(h, ']');
-        if (c)
-            *c = 0;
-    }
-    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
-    struct addrinfo *res = NULL;
-    int rc = getaddrinfo(h[0] ? h : NULL, colon + 1, &hints, &res);
+    keel_http_addr a;
+    int fd;
+    char why[256];
+    int rc = keel_http_parse_listen(addr, &a, why, sizeof why);
+    if (rc == 0)
+        rc = keel_http_bind(&a, &fd, 1, false, why, sizeof why);
     if (rc != 0)
-        return keel_err(err, errlen, KEEL_EINVAL, "admin listen '%s': %s", addr,
-                        gai_strerror(rc));
-    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    int one = 1;
-    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
-        bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 128) != 0) {
-        int e = errno;
-        if (fd >= 0)
-            close(fd);
-        freeaddrinfo(res);
-        return keel_err(err, errlen, KEEL_EIO, "admin listen %s: %s", addr, strerror(e));
-    }
-    freeaddrinfo(res);
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss;
-    if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
-        *port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                               : ((struct sockaddr_in *)&ss)->sin_port);
+        return keel_err(err, errlen, rc, "admin %s", why);
+    *port = a.port;
     return fd;
 }
 
@@ -504,6 +475,12 @@ void keel_admin_set_host(keel_admin *a, keel_host *h)
     pthread_mutex_lock(&a->mu);
     a->host = h;
     pthread_mutex_unlock(&a->mu);
+}
+
+void keel_admin_set_draining(keel_admin *a)
+{
+    if (a)
+        atomic_store(&a->draining, true);
 }
 
 void keel_admin_stop(keel_admin *a)

@@ -3,7 +3,8 @@
  *
  *   GET /metrics   Prometheus text format 0.0.4 (process, host, components)
  *   GET /healthz   liveness: 200 while the process can serve
- *   GET /readyz    200 when every component is loaded; 503 + JSON reason
+ *   GET /readyz    200 when every component is loaded and the process is
+ *                  not stopping; 503 + JSON reason ("draining" once stopping)
  *   GET /health    per-component JSON status (see keel_host_health)
  *
  * the component endpoints of components.c (GET /admin/components,
@@ -34,6 +35,10 @@ void keel_admin_set_host(keel_admin *a, keel_host *h);
  * (503). */
 typedef int (*keel_admin_reload_fn)(void *arg, const char *who, char *err, size_t errlen);
 void keel_admin_set_reload(keel_admin *a, keel_admin_reload_fn fn, void *arg);
+/* The process is stopping: from now on /readyz answers 503 with reason
+ * "draining" while /healthz stays 200. Any thread (not a signal handler);
+ * NULL is fine. */
+void keel_admin_set_draining(keel_admin *a);
 /* Stops and joins the thread, closes the listener. NULL is fine. */
 void keel_admin_stop(keel_admin *a);
 

@@ -1,5 +1,9 @@
-/* up.c — `keel up`: serve every component of keel.yaml over HTTP. */
+/* up.c — `keel up`: serve every component of keel.yaml over HTTP, and
+ * stop in order on SIGTERM/SIGINT (the sequence: keel_http_serve in
+ * http/server.h; then telemetry is flushed and the host, stores included,
+ * freed). */
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -8,23 +12,50 @@
 #include "cli/cli.h"
 #include "config/manifest.h"
 #include "host/host.h"
+#include "http/listen.h"
 #include "http/server.h"
 #include "obs/log.h"
 #include "obs/metrics.h"
 #include "obs/process.h"
 #include "obs/trace.h"
 
+/* ---- stopping: SIGTERM / SIGINT ----
+ * 1 on the first signal (start draining), 2 on the next (skip what is left
+ * of the drain delay). The handler runs with both signals blocked, so the
+ * read-modify-write is not interrupted by the other one. */
 static volatile sig_atomic_t stop_requested;
 
 static void on_stop_signal(int sig)
 {
     (void)sig;
-    stop_requested = 1;
+    if (stop_requested < 2)
+        stop_requested++;
 }
+
+static void install_stop_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaddset(&sa.sa_mask, SIGINT);
+    sigaddset(&sa.sa_mask, SIGTERM);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+/* keel_http_serve's draining callback: readiness off before the drain delay. */
+static void on_draining(void *arg)
+{
+    keel_admin_set_draining(arg);
+}
+
+/* Reloading (SIGHUP, POST /admin/reload) is cli/reload.c's: keel_reloader_start. */
 
 int keel_cmd_up(int argc, char **argv)
 {
     const char *file = "keel.yaml", *listen = NULL, *admin_listen = NULL;
+    bool handover = false;
     keel_process_mark_start();
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
@@ -45,17 +76,26 @@ int keel_cmd_up(int argc, char **argv)
             if (r < 0 || !*v)
                 return keel_usage_error("up", "--admin-listen needs HOST:PORT");
             admin_listen = v;
+        } else if (strcmp(a, "--handover") == 0) {
+            handover = true;
         } else {
             return keel_usage_error("up", "unexpected argument %s", a);
         }
     }
 
     char err[1024];
+    int inherited[KEEL_HTTP_MAX_INHERITED];
+    int n_inherited = keel_http_inherited_listeners(inherited, err, sizeof err);
+    if (n_inherited < 0) {
+        fprintf(stderr, "keel: %s\n", err);
+        return KEEL_EXIT_FAIL;
+    }
     keel_manifest *m = NULL;
     keel_host *h = NULL;
     keel_admin *admin = NULL;
     keel_live *live = NULL;
     keel_reloader *reloader = NULL;
+    bool abandoned = false;
     int status = KEEL_EXIT_FAIL;
     if (keel_manifest_load(file, &m, err, sizeof err)) {
         fprintf(stderr, "keel: %s\n", err);
@@ -105,32 +145,39 @@ int keel_cmd_up(int argc, char **argv)
     keel_admin_set_host(admin, h);
     live = keel_live_new(h, m, &ho);   /* owns h and m from here */
     reloader = keel_reloader_start(live, admin);
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_stop_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    install_stop_signals();
     signal(SIGPIPE, SIG_IGN);
 
-    keel_http_opts hopts = { .listen = listen ? listen : m->listen };
-    if (keel_http_serve(live, &hopts, &stop_requested, err, sizeof err)) {
+    keel_http_opts hopts = {
+        .listen = listen ? listen : m->listen, .handover = handover,
+        .inherited = inherited, .n_inherited = (unsigned)n_inherited,
+        .drain_delay_ns = m->shutdown.drain_delay_ns, .grace_ns = m->shutdown.grace_ns,
+        .draining = on_draining, .draining_arg = admin,
+    };
+    int served = keel_http_serve(live, &hopts, &stop_requested, err, sizeof err);
+    if (served < 0) {
         fprintf(stderr, "keel: %s\n", err);
         goto out;
     }
-    keel_log(KEEL_LOG_INFO, NULL, "stopped");
+    /* guests still run on the host: process exit reclaims it, not us */
+    abandoned = served == KEEL_HTTP_ABANDONED;
     status = KEEL_EXIT_OK;
 out:
+    /* Reloads off, telemetry first (spans, then the access-log queue after
+     * the last line about stopping), then the hosts: stores close cleanly. */
     keel_reloader_stop(reloader);
     keel_admin_set_host(admin, NULL);
     keel_admin_stop(admin);
     keel_tracer_stop();
     if (live) {
-        keel_live_free(live);
+        if (!abandoned)
+            keel_live_free(live);
     } else {
         keel_host_free(h);
         keel_manifest_free(m);
     }
+    if (status == KEEL_EXIT_OK)
+        keel_log(KEEL_LOG_INFO, NULL, "stopped");
     keel_log_queue_stop();
     keel_audit_close();
     return status;

@@ -646,7 +646,7 @@ static int load_tree(ctx *c, const keel_ynode *root, keel_manifest *m)
         return fail(c, root->pos, "the manifest must be a mapping (listen, components), "
                     "got %s", keel_ykind_name(root));
     static const char *const keys[] = { "listen", "region", "stores", "admin", "rollout",
-                                        "observability", "components", NULL };
+                                        "observability", "shutdown", "components", NULL };
     int rc = check_keys(c, root, keys, "", true);
     if (rc)
         return rc;
@@ -663,6 +663,8 @@ static int load_tree(ctx *c, const keel_ynode *root, keel_manifest *m)
         return rc;
     if ((sec = keel_ymap_get(root, "observability", NULL)) &&
         (rc = mf_parse_observability(c, sec, m)))
+        return rc;
+    if ((sec = keel_ymap_get(root, "shutdown", NULL)) && (rc = mf_parse_shutdown(c, sec, m)))
         return rc;
     const keel_ynode *n = keel_ymap_get(root, "listen", NULL);
     if (n) {

@@ -196,6 +196,18 @@ typedef struct keel_obs_cfg {
 #define KEEL_DEFAULT_HEALTH_INTERVAL_NS (10ull * 1000000000ull)
 #define KEEL_DEFAULT_HEALTH_TIMEOUT_NS (1ull * 1000000000ull)
 
+/* shutdown: the stop sequence of `keel up` (docs/operations.md). */
+typedef struct keel_shutdown_cfg {
+    uint64_t drain_delay_ns;  /* after SIGTERM, keep serving this long (readiness 503) */
+    uint64_t grace_ns;        /* then give requests in flight this long */
+} keel_shutdown_cfg;
+
+#define KEEL_DEFAULT_DRAIN_DELAY_NS 0ull
+#define KEEL_MAX_DRAIN_DELAY_NS (600ull * 1000000000ull)      /* 10 min */
+#define KEEL_DEFAULT_GRACE_NS (30ull * 1000000000ull)
+#define KEEL_MIN_GRACE_NS (1ull * 1000000000ull)
+#define KEEL_MAX_GRACE_NS (3600ull * 1000000000ull)           /* 1 h */
+
 typedef struct keel_manifest {
     char *path;               /* as given */
     char *dir;                /* absolute folder of the manifest */
@@ -208,6 +220,7 @@ typedef struct keel_manifest {
     keel_admin_cfg admin;
     keel_rollout_cfg rollout;
     keel_obs_cfg obs;
+    keel_shutdown_cfg shutdown;
     keel_component_cfg *components;
     size_t ncomponents;
 } keel_manifest;

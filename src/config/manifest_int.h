@@ -1,7 +1,8 @@
 /* manifest_int.h — private to src/config: the loading context and the
  * node helpers manifest.c lends to the files that parse other sections
  * (stores.c: region, stores, a component's kv and residency;
- * manifest_obs.c: admin, observability, a component's slo and circuit).
+ * manifest_obs.c: admin, observability, shutdown, a component's slo and
+ * circuit).
  * Each helper reports "PATH:LINE:COL: [component NAME: ]message" and
  * returns KEEL_EINVAL on error, 0 on success. */
 #ifndef KEEL_CONFIG_MANIFEST_INT_H
@@ -53,6 +54,7 @@ void mf_obs_defaults(keel_manifest *m);
 int mf_parse_admin(ctx *c, const keel_ynode *v, keel_manifest *m);
 int mf_parse_rollout(ctx *c, const keel_ynode *v, keel_manifest *m);
 int mf_parse_observability(ctx *c, const keel_ynode *v, keel_manifest *m);
+int mf_parse_shutdown(ctx *c, const keel_ynode *v, keel_manifest *m);
 int mf_parse_slo(ctx *c, const keel_ynode *v, keel_component_cfg *cc);
 int mf_parse_circuit(ctx *c, const keel_ynode *v, keel_component_cfg *cc);
 void mf_obs_free(keel_manifest *m);

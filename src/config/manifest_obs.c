@@ -1,6 +1,7 @@
 /* manifest_obs.c — the operability sections of keel.yaml: `admin`,
- * `rollout`, `observability`, and each component's `slo` and `circuit` (contract in
- * docs/config.md). Same rules as manifest.c: unknown keys and bad values
+ * `rollout`, `observability`, `shutdown`, and each component's `slo` and
+ * `circuit` (contract in docs/config.md). Same rules as manifest.c: unknown
+ * keys and bad values
  * are errors naming FILE:LINE:COL. */
 #include <errno.h>
 #include <limits.h>
@@ -32,6 +33,8 @@ void mf_obs_defaults(keel_manifest *m)
         .health_interval_ns = KEEL_DEFAULT_HEALTH_INTERVAL_NS,
         .health_timeout_ns = KEEL_DEFAULT_HEALTH_TIMEOUT_NS,
     };
+    m->shutdown = (keel_shutdown_cfg){ .drain_delay_ns = KEEL_DEFAULT_DRAIN_DELAY_NS,
+                                       .grace_ns = KEEL_DEFAULT_GRACE_NS };
 }
 
 void mf_obs_free(keel_manifest *m)
@@ -269,6 +272,26 @@ int mf_parse_observability(ctx *c, const keel_ynode *v, keel_manifest *m)
     if ((n = keel_ymap_get(v, "health_timeout", NULL)) &&
         (rc = duration(c, n, sec, "health_timeout", 1000000ull, 60000000000ull,
                        &o->health_timeout_ns)))
+        return rc;
+    return 0;
+}
+
+int mf_parse_shutdown(ctx *c, const keel_ynode *v, keel_manifest *m)
+{
+    int rc = keel_mf_want(c, v, KEEL_Y_MAP, "", "shutdown");
+    if (rc)
+        return rc < 0 ? rc : 0;
+    static const char *const keys[] = { "drain_delay", "grace", NULL };
+    if ((rc = keel_mf_check_keys(c, v, keys, "shutdown: ")))
+        return rc;
+    const keel_ynode *n;
+    if ((n = keel_ymap_get(v, "drain_delay", NULL)) &&
+        (rc = duration(c, n, "shutdown", "drain_delay", 0, KEEL_MAX_DRAIN_DELAY_NS,
+                       &m->shutdown.drain_delay_ns)))
+        return rc;
+    if ((n = keel_ymap_get(v, "grace", NULL)) &&
+        (rc = duration(c, n, "shutdown", "grace", KEEL_MIN_GRACE_NS, KEEL_MAX_GRACE_NS,
+                       &m->shutdown.grace_ns)))
         return rc;
     return 0;
 }

@@ -1,6 +1,7 @@
-/* listen.c — listen addresses: parsing "host:port" forms and opening one
- * SO_REUSEPORT socket per event loop, so the kernel spreads connections
- * across loops without a shared accept lock. */
+/* listen.c — listen addresses (see listen.h): parsing "host:port" forms
+ * and opening one SO_REUSEPORT socket per event loop, so the kernel
+ * spreads connections across loops without a shared accept lock (and, for
+ * a handover, across two Keels). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
@@ -11,7 +12,7 @@
 #include <unistd.h>
 
 #include "base/errors.h"
-#include "http/server_int.h"
+#include "http/listen.h"
 
 static int parse_port(const char *s, int *out)
 {
@@ -98,6 +99,13 @@ int keel_http_parse_listen(const char *listen, keel_http_addr *out, char *err, s
     return 0;
 }
 
+/* The port of an AF_INET or AF_INET6 address. */
+static int port_of(const struct sockaddr_storage *ss)
+{
+    return ntohs(ss->ss_family == AF_INET ? ((const struct sockaddr_in *)ss)->sin_port
+                                          : ((const struct sockaddr_in6 *)ss)->sin6_port);
+}
+
 static void set_port(keel_http_addr *a, int port)
 {
     a->port = port;
@@ -126,7 +134,8 @@ static int open_one(const keel_http_addr *a, bool reuseport)
     return fd;
 }
 
-int keel_http_bind(keel_http_addr *a, int *fds, unsigned n, char *err, size_t errlen)
+int keel_http_bind(keel_http_addr *a, int *fds, unsigned n, bool share, char *err,
+                   size_t errlen)
 {
     const char *fmt = a->ss.ss_family == AF_INET6 ? "[%s]:%d" : "%s:%d";
     char shown[96];
@@ -134,8 +143,9 @@ int keel_http_bind(keel_http_addr *a, int *fds, unsigned n, char *err, size_t er
 
     /* SO_REUSEPORT would let us share a port with another process of the
      * same user that listens with it too (another Keel): a socket without
-     * the option finds out whether anyone listens there. */
-    if (a->port != 0) {
+     * the option finds out whether anyone listens there. A handover
+     * (share) wants exactly that sharing. */
+    if (a->port != 0 && !share) {
         int probe = open_one(a, false);
         if (probe < 0)
             return keel_err(err, errlen, KEEL_EIO, "listen %s: %s", shown, strerror(errno));
@@ -162,10 +172,39 @@ int keel_http_bind(keel_http_addr *a, int *fds, unsigned n, char *err, size_t er
                     close(fds[i]);
                 return keel_err(err, errlen, KEEL_EIO, "listen %s: %s", shown, strerror(e));
             }
-            set_port(a, ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
-                                                      : ((struct sockaddr_in6 *)&ss)->sin6_port));
+            set_port(a, port_of(&ss));
         }
         fds[opened] = fd;
     }
     return 0;
+}
+
+int keel_http_addr_of_fd(int fd, keel_http_addr *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    out->len = sizeof out->ss;
+    if (getsockname(fd, (struct sockaddr *)&out->ss, &out->len) != 0)
+        return keel_err(err, errlen, KEEL_EIO, "socket %d: getsockname: %s", fd,
+                        strerror(errno));
+    const void *ip = NULL;
+    if (out->ss.ss_family == AF_INET)
+        ip = &((struct sockaddr_in *)&out->ss)->sin_addr;
+    else if (out->ss.ss_family == AF_INET6)
+        ip = &((struct sockaddr_in6 *)&out->ss)->sin6_addr;
+    if (ip == NULL || inet_ntop(out->ss.ss_family, ip, out->host, sizeof out->host) == NULL)
+        return keel_err(err, errlen, KEEL_EIO, "socket %d: not an IPv4 or IPv6 socket", fd);
+    out->port = port_of(&out->ss);
+    return 0;
+}
+
+int keel_http_tcp_migrate_req(void)
+{
+    FILE *f = fopen("/proc/sys/net/ipv4/tcp_migrate_req", "re");
+    if (f == NULL)
+        return -1;
+    int v = -1;
+    if (fscanf(f, "%d", &v) != 1)
+        v = -1;
+    fclose(f);
+    return v < 0 ? -1 : v != 0;
 }

@@ -1,8 +1,9 @@
 /* server.c — the h2o front end (see server.h for the behaviour).
  *
- * Threads: the caller of keel_http_serve_ops coordinates (polls *stop,
- * drains, joins); each event loop thread owns one h2o_evloop_t, one
- * h2o_context_t, one SO_REUSEPORT listener and the connections it
+ * Threads: the caller of keel_http_serve_ops coordinates (waits for *stop
+ * and runs the stop sequence of drain.c, then joins); each event loop
+ * thread owns one h2o_evloop_t, one h2o_context_t, one listening socket
+ * (SO_REUSEPORT, or a share of an inherited one) and the connections it
  * accepted. A request runs its guest code right on the loop thread, unless
  * its component is slow (dispatch.c): then worker threads take it from one
  * bounded queue, run the host and post the job back to its loop through
@@ -16,6 +17,7 @@
  * that touches job->req runs on the owning loop thread, so no lock. */
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -221,6 +223,11 @@ static int route_request(srv *s, void *hc, h2o_req_t *req)
 {
     loop *lp = H2O_STRUCT_FROM_MEMBER(loop, ctx, req->conn->ctx);
     h2o_iovec_t id = request_id(lp, req);
+    conn *c = conn_of(req);
+    if (c != NULL) {              /* a whole request is in: see drain.c */
+        c->served_one = true;
+        c->read_at_req = c->sock->bytes_read;
+    }
 
     if (head_bytes(req) > KEEL_HTTP_MAX_HEADER_BYTES) {
         keel_metrics_rejected(keel_metrics_global, (size_t)-1, KEEL_REJECT_HEADER);
@@ -256,7 +263,6 @@ static int route_request(srv *s, void *hc, h2o_req_t *req)
         send_plain(req, 503, id, "component busy", "Retry-After", "1", false);
         return 0;
     }
-    conn *c = conn_of(req);
     job *j = http_job_new(s, lp, req, id, path, query, uri, c);
     uint64_t now = http_now_ns();
     j->match = m;
@@ -317,7 +323,7 @@ static conn *conn_of(h2o_req_t *req)
 
 static void on_accept(h2o_socket_t *listener, const char *err);
 
-static void accept_pause(loop *lp)
+void http_accept_pause(loop *lp)
 {
     if (lp->accepting) {
         h2o_socket_read_stop(lp->listener);
@@ -347,21 +353,21 @@ static void on_conn_close(void *data)
         accept_resume(lp);
 }
 
-static void on_accept(h2o_socket_t *listener, const char *err)
+#define ACCEPT_BATCH 64
+
+int http_accept_some(loop *lp)
 {
-    loop *lp = listener->data;
     srv *s = lp->s;
-    if (err != NULL)
-        return;
-    for (int i = 0; i < 64; i++) {
+    int taken = 0;
+    for (int i = 0; i < ACCEPT_BATCH; i++) {
         if (atomic_fetch_add(&s->nconns, 1) >= s->max_conns) {
             atomic_fetch_sub(&s->nconns, 1);
             if (!lp->full_logged)
                 keel_log(KEEL_LOG_WARN, "http", "%zu connections open (the maximum); "
                          "not accepting until some close", s->max_conns);
             lp->full_logged = true;
-            accept_pause(lp);
-            return;
+            http_accept_pause(lp);
+            return 0;
         }
         struct sockaddr_storage ss;
         socklen_t sl = sizeof ss;
@@ -371,12 +377,12 @@ static void on_accept(h2o_socket_t *listener, const char *err)
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
                 keel_log(KEEL_LOG_WARN, "http", "accept: %s; pausing %u ms", strerror(errno),
                          KEEL_HTTP_TICK_MS);
-                accept_pause(lp);
+                http_accept_pause(lp);
                 lp->resume_at_ns = http_now_ns() + KEEL_HTTP_TICK_MS * 1000000ull;
-                return;
+                return 0;
             }
             if (errno == EAGAIN || errno == EWOULDBLOCK)
-                return;
+                return taken;
             continue;            /* ECONNABORTED and friends: next one */
         }
         int one = 1;
@@ -389,6 +395,7 @@ static void on_accept(h2o_socket_t *listener, const char *err)
         }
         c->lp = lp;
         c->fd = fd;
+        c->accepted_ns = http_now_ns();
         if (h2o_socket_getnumerichost((struct sockaddr *)&ss, sl, c->remote) == SIZE_MAX)
             c->remote[0] = '\0';
         h2o_socket_t *sock = h2o_evloop_socket_create(lp->evloop, fd,
@@ -399,7 +406,15 @@ static void on_accept(h2o_socket_t *listener, const char *err)
         sock->on_close.data = c;
         h2o_linklist_insert(&lp->conns, &c->link);
         h2o_accept(&lp->actx, sock);
+        taken++;
     }
+    return taken;
+}
+
+static void on_accept(h2o_socket_t *listener, const char *err)
+{
+    if (err == NULL)
+        (void)http_accept_some(listener->data);
 }
 
 /* ---------------------------------------------------------------- loops */
@@ -415,27 +430,8 @@ static void loop_tick(loop *lp)
             accept_resume(lp);
         return;
     }
-    if (phase != PHASE_DRAIN)
-        return;
-    if (!lp->listener_closed) {
-        accept_pause(lp);
-        h2o_socket_close(lp->listener);
-        lp->listener = NULL;
-        lp->listener_closed = true;
-        /* Not h2o_context_request_shutdown: in 2.2 it arms an HTTP/2 timer
-         * (on one_sec_timeout) that h2o_context_dispose then asserts on.
-         * The flag alone makes HTTP/1 answer "Connection: close". */
-        lp->ctx.shutdown_requested = 1;
-    }
-    /* Idle connections (no request out, nothing half-read) go now; the
-     * others close after their response (persistence is off). */
-    for (h2o_linklist_t *n = lp->conns.next; n != &lp->conns; n = n->next) {
-        conn *c = H2O_STRUCT_FROM_MEMBER(conn, link, n);
-        if (!c->busy && !c->shut && c->sock->input->size == 0) {
-            shutdown(c->fd, SHUT_RDWR);
-            c->shut = true;
-        }
-    }
+    if (phase == PHASE_DRAIN)
+        http_loop_drain_tick(lp);
 }
 
 static void *loop_main(void *arg)
@@ -459,7 +455,7 @@ static void *loop_main(void *arg)
     if (phase == PHASE_ABANDON)
         return NULL;             /* connections may still point at ctx: leave it */
     if (!lp->listener_closed) {
-        accept_pause(lp);
+        http_accept_pause(lp);
         h2o_socket_close(lp->listener);
         lp->listener_closed = true;
     }
@@ -549,21 +545,73 @@ static void stop_workers(srv *s)
     pthread_mutex_unlock(&s->qmu);
 }
 
+/* What a handover needs of the kernel (docs/operations.md), said once at
+ * startup when Keel binds its own listeners. */
+static void warn_without_migration(void)
+{
+    int m = keel_http_tcp_migrate_req();
+    if (m == 0)
+        keel_log(KEEL_LOG_WARN, "http", "net.ipv4.tcp_migrate_req is 0: connections waiting "
+                 "in a listener's accept queue when Keel stops are reset instead of moving to "
+                 "the Keel that replaces it; set it to 1 for zero-downtime upgrades "
+                 "(docs/operations.md, \"Stopping and upgrading\")");
+    else if (m < 0)
+        keel_log(KEEL_LOG_WARN, "http", "this kernel has no net.ipv4.tcp_migrate_req (Linux "
+                 "5.14+): connections waiting in a listener's accept queue when Keel stops "
+                 "are reset; for zero-downtime upgrades use socket activation "
+                 "(docs/operations.md, \"Stopping and upgrading\")");
+}
+
+/* The listening socket of each loop into *fds (malloc, *nloops of them)
+ * and the address served into *addr: o's inherited sockets (at least one
+ * loop each; loops beyond share them through duplicates), else new
+ * sockets bound on o->listen. 0 or a negative KEEL_E* + err, nothing left
+ * open (inherited sockets excepted). */
+static int open_listeners(const keel_http_opts *o, keel_http_addr *addr, int **fds,
+                          unsigned *nloops, char *err, size_t errlen)
+{
+    int rc;
+    if (o->n_inherited == 0) {
+        if ((rc = keel_http_parse_listen(o->listen, addr, err, errlen)) != 0)
+            return rc;
+        *fds = http_xmalloc(*nloops * sizeof **fds);
+        if ((rc = keel_http_bind(addr, *fds, *nloops, o->handover, err, errlen)) != 0) {
+            free(*fds);
+            return rc;
+        }
+        warn_without_migration();
+        return 0;
+    }
+    unsigned n = o->n_inherited;
+    if ((rc = keel_http_addr_of_fd(o->inherited[0], addr, err, errlen)) != 0)
+        return rc;
+    if (*nloops < n)
+        *nloops = n;
+    *fds = http_xmalloc(*nloops * sizeof **fds);
+    for (unsigned i = 0; i < *nloops; i++) {
+        (*fds)[i] = i < n ? o->inherited[i] : fcntl(o->inherited[i % n], F_DUPFD_CLOEXEC, 0);
+        if ((*fds)[i] < 0) {
+            int e = errno;
+            for (unsigned k = n; k < i; k++)
+                close((*fds)[k]);
+            free(*fds);
+            return keel_err(err, errlen, KEEL_EIO, "inherited socket %d: dup: %s",
+                            o->inherited[i % n], strerror(e));
+        }
+    }
+    return 0;
+}
+
 int keel_http_serve_ops(const keel_http_host_ops *ops, void *hctx, const keel_http_opts *o,
                         volatile sig_atomic_t *stop, char *err, size_t errlen)
 {
     keel_http_addr addr;
-    int rc = keel_http_parse_listen(o->listen, &addr, err, errlen);
-    if (rc != 0)
-        return rc;
     unsigned nloops = clamp_u(o->loops, cores(), KEEL_HTTP_MAX_LOOPS);
     unsigned nworkers = clamp_u(o->workers, 2 * cores(), KEEL_HTTP_MAX_WORKERS);
-    int *fds = http_xmalloc(nloops * sizeof *fds);
-    rc = keel_http_bind(&addr, fds, nloops, err, errlen);
-    if (rc != 0) {
-        free(fds);
+    int *fds = NULL;
+    int rc = open_listeners(o, &addr, &fds, &nloops, err, errlen);
+    if (rc != 0)
         return rc;
-    }
 
     srv *s = calloc(1, sizeof *s);
     if (s == NULL)
@@ -641,38 +689,28 @@ int keel_http_serve_ops(const keel_http_host_ops *ops, void *hctx, const keel_ht
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 
     rc = 0;
+    bool clean = true;
     if (s->workers_started != nworkers || s->loops_started != nloops) {
         rc = keel_err(err, errlen, KEEL_ENOMEM, "cannot start HTTP threads");
     } else {
-        keel_log(KEEL_LOG_INFO, "http", "listening on http://%s%s%s:%d (%u loops, %u workers)",
+        keel_log(KEEL_LOG_INFO, "http", "listening on http://%s%s%s:%d (%u loops, %u workers%s)",
                  addr.ss.ss_family == AF_INET6 ? "[" : "", addr.host,
-                 addr.ss.ss_family == AF_INET6 ? "]" : "", addr.port, nloops, nworkers);
+                 addr.ss.ss_family == AF_INET6 ? "]" : "", addr.port, nloops, nworkers,
+                 o->n_inherited ? "; sockets inherited by socket activation"
+                 : o->handover ? "; sharing the port for a handover" : "");
         if (o->ready != NULL)
             o->ready(o->ready_arg, addr.port);
-        /* Atomic load: *stop is written by a signal handler or, in tests,
-         * by another thread. */
-        while (!__atomic_load_n(stop, __ATOMIC_RELAXED))
-            http_sleep_ms(KEEL_HTTP_TICK_MS / 5);
+        clean = http_stop_sequence(s, o, stop);
     }
-
-    /* Drain: loops close listeners and idle connections; wait for the rest. */
-    atomic_store(&s->phase, PHASE_DRAIN);
-    uint64_t give_up = http_now_ns() + KEEL_HTTP_DRAIN_TIMEOUT_MS * 1000000ull;
-    while ((atomic_load(&s->inflight) || atomic_load(&s->nconns)) && http_now_ns() < give_up)
-        http_sleep_ms(10);
-    size_t left_req = atomic_load(&s->inflight), left_conn = atomic_load(&s->nconns);
-    bool clean = left_req == 0 && left_conn == 0;
-    atomic_store(&s->phase, clean ? PHASE_STOP : PHASE_ABANDON);
+    if (rc != 0)
+        atomic_store(&s->phase, PHASE_STOP);
     for (unsigned i = 0; i < s->loops_started; i++)
         pthread_join(s->loops[i].thread, NULL);
     stop_workers(s);
     if (!clean) {
         /* Workers may still be inside guests and loops' memory is still
-         * referenced: leave it all to process exit. */
-        keel_log(KEEL_LOG_WARN, "http", "stopped after %u ms with %zu requests still running "
-                 "and %zu connections open; abandoning them", KEEL_HTTP_DRAIN_TIMEOUT_MS,
-                 left_req, left_conn);
-        return rc;
+         * referenced (drain.c logged it): leave it all to process exit. */
+        return KEEL_HTTP_ABANDONED;
     }
     for (unsigned i = 0; i < s->workers_started; i++)
         pthread_join(s->workers[i], NULL);

@@ -23,6 +23,7 @@
 #define KEEL_HTTP_SERVER_H
 
 #include <signal.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -41,7 +42,11 @@
  * connections are in practice closed after that, not
  * KEEL_HTTP_IDLE_TIMEOUT_MS. */
 
-#define KEEL_HTTP_DRAIN_TIMEOUT_MS 10000u    /* on stop: wait for in-flight work */
+/* On stop (see keel_http_serve): how long a connection accepted but still
+ * silent is left to send its first request before draining closes it as
+ * idle. (The drain delay and grace period are the manifest's shutdown
+ * keys; their defaults are in config/manifest.h.) */
+#define KEEL_HTTP_FIRST_REQUEST_WAIT_MS 1000u
 #define KEEL_HTTP_TICK_MS 100u               /* loops poll stop and limits this often */
 #define KEEL_HTTP_MAX_LOOPS 256u
 #define KEEL_HTTP_MAX_WORKERS 1024u
@@ -56,7 +61,6 @@
 #define KEEL_HTTP_FAST_STREAK 8u
 #define KEEL_HTTP_WORKER_NICE 10
 #define KEEL_HTTP_MAX_REQUEST_ID 64u         /* bytes of an accepted X-Request-Id */
-#define KEEL_HTTP_LISTEN_BACKLOG 1024
 
 typedef struct keel_http_opts {
     const char *listen;          /* "host:port", "[v6]:port" or ":port" (all IPv4);
@@ -69,20 +73,53 @@ typedef struct keel_http_opts {
      * bound and listening, with the port bound. May be NULL. */
     void (*ready)(void *arg, int port);
     void *ready_arg;
+
+    /* Listening sockets handed down by a supervisor (socket activation:
+     * keel_http_inherited_listeners in http/listen.h); when n_inherited is
+     * not 0 listen is ignored and these are served instead, one event loop
+     * at least per socket. The server closes them when it stops (the
+     * supervisor's copies stay open). */
+    const int *inherited;
+    unsigned n_inherited;
+    /* Join SO_REUSEPORT listeners already on listen (another Keel being
+     * replaced) instead of refusing the port: see keel_http_bind. */
+    bool handover;
+
+    /* The stop sequence (keel_http_serve). drain_delay_ns: keep serving
+     * this long after the stop request before closing the listeners (0: at
+     * once). grace_ns: then wait this long for in-flight requests
+     * (0 = KEEL_DEFAULT_GRACE_NS). draining (may be NULL): called once,
+     * on the calling thread, when the stop request is seen, before the
+     * delay: where the caller turns readiness off. */
+    uint64_t drain_delay_ns;
+    uint64_t grace_ns;
+    void (*draining)(void *arg);
+    void *draining_arg;
 } keel_http_opts;
 
-/* Binds o->listen and serves l's current host (each request routed by the
- * host serving when it arrived; a reload swaps hosts between requests)
- * until *stop becomes non-zero (set from a signal handler), then drains
- * in-flight requests and returns 0. The largest limits.body h2o accepts is
- * the one at start: raising it beyond needs a restart. Returns a
+/* keel_http_serve's result when the grace period ran out with requests
+ * still running: they were abandoned and worker threads may still be
+ * inside guests, so the host must not be freed. */
+#define KEEL_HTTP_ABANDONED 1
+
+/* Binds o->listen (or takes o->inherited) and serves l's current host
+ * (each request routed by the host serving when it arrived; a reload swaps
+ * hosts between requests; the largest limits.body h2o accepts is the one
+ * at start) until *stop becomes non-zero (set from a signal handler), then
+ * stops in order and returns 0;
+ * KEEL_HTTP_ABANDONED when requests outlived the grace period. Returns a
  * negative KEEL_E* with err filled when it cannot listen.
  *
- * Draining: listeners close at once, idle connections are shut down,
- * requests in flight finish and their connections close after the
- * response; after KEEL_HTTP_DRAIN_TIMEOUT_MS whatever is left is abandoned
- * (logged) and the call returns anyway. Threads Keel creates block SIGPIPE,
- * SIGINT, SIGTERM and SIGHUP, so those reach the calling thread. */
+ * The stop sequence: o->draining is called and the server keeps accepting
+ * and serving normally for o->drain_delay_ns (so load balancers see the
+ * readiness change and move away; *stop reaching 2, a second signal, cuts
+ * the delay short). Then each loop accepts what is already waiting in its
+ * listener's queue and closes the listener; responses carry "Connection:
+ * close"; idle keep-alive connections are closed (a connection that has
+ * not sent its first request gets KEEL_HTTP_FIRST_REQUEST_WAIT_MS first);
+ * requests in flight finish. After the grace period whatever is left is
+ * abandoned (logged). Threads Keel creates block SIGPIPE, SIGINT, SIGTERM
+ * and SIGHUP, so those reach the calling thread. */
 int keel_http_serve(keel_live *l, const keel_http_opts *o, volatile sig_atomic_t *stop,
                     char *err, size_t errlen);
 

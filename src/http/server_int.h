@@ -1,6 +1,7 @@
 /* server_int.h — inside src/http only (and its tests): the function table
  * through which the server reaches the component host, the entry point
- * that takes such a table, and the listen-address helpers.
+ * that takes such a table, and small helpers of the server files
+ * (listening sockets: http/listen.h).
  *
  * keel_http_serve fills the table from src/host; tests pass their own, so
  * the HTTP layer is tested without the engine. */
@@ -10,6 +11,7 @@
 #include <stdbool.h>
 #include <sys/socket.h>
 
+#include "http/listen.h"
 #include "http/server.h"
 
 /* The host as the server uses it; each function has the contract of its
@@ -41,29 +43,12 @@ typedef struct keel_http_host_ops {
 int keel_http_serve_ops(const keel_http_host_ops *ops, void *ctx, const keel_http_opts *o,
                         volatile sig_atomic_t *stop, char *err, size_t errlen);
 
-/* A parsed listen address. */
-typedef struct keel_http_addr {
-    struct sockaddr_storage ss;
-    socklen_t len;
-    char host[64];               /* numeric, "0.0.0.0" for ":port" */
-    int port;                    /* as written; the bound port after keel_http_bind */
-} keel_http_addr;
-
-/* Parses "host:port", "[v6]:port" or ":port". 0 or KEEL_EINVAL + err. */
 /* Normalizes a request path as received (without its query) into out,
  * which holds len + 2 bytes: percent-encodings of unreserved characters are
  * decoded, every other one kept with uppercase hex (so "%2F" stays a byte of
  * a segment, never a separator), and "." and ".." segments are removed
  * (RFC 3986 6.2.2 and 5.2.4). The result starts with '/'. Returns its length. */
 size_t keel_http_normalize_path(const char *in, size_t len, char *out);
-
-int keel_http_parse_listen(const char *listen, keel_http_addr *out, char *err, size_t errlen);
-
-/* Opens n non-blocking listening sockets on a with SO_REUSEPORT (refusing
- * a port some other socket already listens on) and stores them in fds;
- * with port 0 the first socket picks the port and the others share it, and
- * a->port is updated. 0, or KEEL_EIO + err with nothing left open. */
-int keel_http_bind(keel_http_addr *a, int *fds, unsigned n, char *err, size_t errlen);
 
 /* proto.c. The reason phrase of status (a generic one for unlisted codes). */
 const char *keel_http_reason(int status);

@@ -28,6 +28,9 @@ typedef struct conn {
     int fd;
     bool busy;                    /* a request of this connection is with a worker */
     bool shut;                    /* shut down while draining */
+    bool served_one;              /* a complete request arrived (on_req ran) */
+    size_t read_at_req;           /* sock->bytes_read when the last one did */
+    uint64_t accepted_ns;
     char remote[INET6_ADDRSTRLEN];
 } conn;
 
@@ -114,6 +117,20 @@ void http_placement_note(srv *s, size_t comp, uint64_t cost_ns);
  * flags the component for an exact measurement when it ran long. */
 bool http_placement_wants_cost(srv *s, size_t comp);
 void http_placement_note_wall(srv *s, size_t comp, uint64_t wall_ns);
+
+/* server.c: accepts up to a batch of connections waiting on lp's listener;
+ * how many (0: none waiting, or accepting must pause). */
+int http_accept_some(loop *lp);
+void http_accept_pause(loop *lp);
+
+/* drain.c. http_stop_sequence, on the coordinating thread: waits for *stop
+ * and runs the stop sequence of keel_http_serve up to the point where the
+ * threads may be joined; true when everything finished within the grace
+ * period (phase PHASE_STOP), false when work was abandoned (PHASE_ABANDON).
+ * http_loop_drain_tick, on each loop thread every tick in PHASE_DRAIN:
+ * closes the listener (first accepting what waits) and idle connections. */
+bool http_stop_sequence(srv *s, const keel_http_opts *o, volatile sig_atomic_t *stop);
+void http_loop_drain_tick(loop *lp);
 
 /* worker.c */
 uint64_t http_now_ns(void);

@@ -39,7 +39,7 @@ MODULES = ("gateway", "catalog", "cart", "auth", "legacy", "reviews")
 README_ADDR = "127.0.0.1:8080"
 LISTEN_RE = re.compile(r"listening on http://(\S+?):(\d+)\b")
 START_TIMEOUT = 120.0     # the first start compiles six modules (fast tier)
-STOP_TIMEOUT = 20.0       # the drain gives up after 10 s
+STOP_TIMEOUT = 40.0       # shutdown.grace is 30 s by default
 HTTP_TIMEOUT = 30.0       # generous: the suite shares a 2-core box
 
 SECRET = b"demo-secret-change-me-0123456789"   # auth's config in keel.yaml
@@ -623,8 +623,11 @@ def test_sigterm_exits_0(shop):
     log = shop.log()
     assert rc == 0, f"keel exited {rc} on SIGTERM\n{shop.tail()}"
     assert re.search(r'"level":"info","msg":"stopped"\}$', log, re.M), shop.tail()
+    # The tcp_migrate_req warning is about the host (docs/operations.md),
+    # not the shop.
     bad = [ln for ln in log.splitlines()
-           if re.search(r'"level":"(warn|error)"', ln) or "trap" in ln]
+           if (re.search(r'"level":"(warn|error)"', ln) and "tcp_migrate_req" not in ln)
+           or "trap" in ln]
     assert not bad, "unexpected log lines:\n" + "\n".join(bad)
 
 

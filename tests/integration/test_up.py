@@ -27,7 +27,7 @@ import pytest
 
 LISTEN_RE = re.compile(r"listening on http://(\S+?):(\d+)\b")
 START_TIMEOUT = 120.0     # first start compiles every module (fast tier)
-STOP_TIMEOUT = 20.0       # drain is at most 10 s
+STOP_TIMEOUT = 40.0       # shutdown.grace is 30 s by default
 SLACK = 1.5               # seconds allowed past a deadline on a 2-core box
 
 

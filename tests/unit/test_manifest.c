@@ -229,7 +229,7 @@ static void unknown_keys(void **state)
     (void)state;
     EXPECT_ERR("listen: 127.0.0.1:1\nadmn: {}\n" HEAD,
                "keel.yaml:2:1: unknown top-level key 'admn' (supported: listen, region, stores, "
-               "admin, rollout, observability, components)");
+               "admin, rollout, observability, shutdown, components)");
     EXPECT_ERR(HEAD "    wsm: x\n",
                "keel.yaml:4:5: component a: unknown key 'wsm' (supported: wasm, abi, "
                "routes, calls, config, env, files, limits, kv, residency, slo, circuit)");
@@ -517,6 +517,31 @@ static void directives_refused(void **state)
                "keel.yaml:1:1: YAML directives (lines starting with %) are not supported");
 }
 
+static void shutdown_section(void **state)
+{
+    (void)state;
+    keel_manifest *m;
+    assert_int_equal(load(HEAD, &m), 0);
+    assert_int_equal(m->shutdown.drain_delay_ns, 0);
+    assert_int_equal(m->shutdown.grace_ns, 30000000000ull);
+    keel_manifest_free(m);
+    assert_int_equal(load("shutdown: { drain_delay: 5s, grace: 1m }\n" HEAD, &m), 0);
+    assert_int_equal(m->shutdown.drain_delay_ns, 5000000000ull);
+    assert_int_equal(m->shutdown.grace_ns, 60000000000ull);
+    keel_manifest_free(m);
+    EXPECT_ERR("shutdown: { delay: 5s }\n" HEAD,
+               "keel.yaml:1:13: shutdown: unknown key 'delay' (supported: drain_delay, grace)");
+    EXPECT_ERR("shutdown: { drain_delay: 5 }\n" HEAD,
+               "keel.yaml:1:26: shutdown: 'drain_delay' is not a duration (e.g. 10s, 500ms), "
+               "got '5'");
+    EXPECT_ERR("shutdown:\n  grace: 0s\n" HEAD,
+               "keel.yaml:2:10: shutdown: 'grace' 0s is out of bounds (1000ms to 3600s)");
+    EXPECT_ERR("shutdown:\n  drain_delay: 11m\n" HEAD,
+               "keel.yaml:2:16: shutdown: 'drain_delay' 11m is out of bounds (0ms to 600s)");
+    EXPECT_ERR("shutdown: [1]\n" HEAD,
+               "keel.yaml:1:11: 'shutdown' must be a mapping, got a sequence");
+}
+
 static void operability_sections(void **state)
 {
     (void)state;
@@ -593,6 +618,7 @@ int main(void)
         cmocka_unit_test(defaults),
         cmocka_unit_test(unknown_keys),
         cmocka_unit_test(operability_sections),
+        cmocka_unit_test(shutdown_section),
         cmocka_unit_test(wrong_types),
         cmocka_unit_test(missing_files),
         cmocka_unit_test(route_conflicts),
