@@ -1,0 +1,352 @@
+"""The deployment assets in deploy/, checked with the tools that will read
+them: yamllint (deploy/.yamllint) on every YAML file, the Kubernetes
+objects read as data and held to what Keel needs (probes on the admin
+port's /healthz and /readyz, a termination grace period longer than the
+drain keel.yaml asks for, non-root, read-only root filesystem, resources,
+scrape annotations), the ConfigMap's keel.yaml through `keel check`, the
+generated files (configmap.yaml, prometheusrule.yaml) against their
+generators, the PrometheusRule's rules through `promtool check rules`, and
+the systemd units through `systemd-analyze verify`.
+
+Nothing is deployed: there is no cluster here. What runs is real: the keel
+binary, the shop's modules (built by make), yamllint, promtool,
+systemd-analyze, dpkg."""
+import configparser
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import build_dir
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+K8S = DEPLOY / "kubernetes"
+SYSTEMD = DEPLOY / "systemd"
+# Files in deploy/kubernetes that are sources, not Kubernetes objects.
+K8S_SOURCES = {"keel.yaml", "kustomization.yaml"}
+
+
+def tool(name):
+    p = shutil.which(name)
+    if not p:
+        pytest.fail(f"{name} not found: run `make deps` (scripts/install-deps.sh)")
+    return p
+
+
+def run(argv, **kw):
+    return subprocess.run([str(a) for a in argv], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, timeout=300, **kw)
+
+
+def seconds(duration: str) -> float:
+    """A keel.yaml duration ('5s', '500ms', '1.5m', '1h') in seconds."""
+    m = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)", str(duration))
+    assert m, f"not a duration: {duration!r}"
+    return float(m[1]) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[m[2]]
+
+
+def port_of(hostport: str) -> int:
+    return int(hostport.rsplit(":", 1)[1])
+
+
+# ---------------------------------------------------------------- fixtures
+
+@pytest.fixture(scope="module")
+def objects():
+    """kind -> (file name, object) for every Kubernetes object file."""
+    out = {}
+    for f in sorted(K8S.glob("*.yaml")):
+        if f.name in K8S_SOURCES:
+            continue
+        obj = yaml.safe_load(f.read_text())
+        assert isinstance(obj, dict) and "kind" in obj, f"{f}: not a Kubernetes object"
+        assert obj["kind"] not in out, f"{f}: a second {obj['kind']} (first in {out[obj['kind']][0]})"
+        out[obj["kind"]] = (f.name, obj)
+    return out
+
+
+@pytest.fixture(scope="module")
+def manifest_text(objects):
+    """keel.yaml as the pods see it: the ConfigMap's data."""
+    return objects["ConfigMap"][1]["data"]["keel.yaml"]
+
+
+@pytest.fixture(scope="module")
+def manifest(manifest_text):
+    return yaml.safe_load(manifest_text)
+
+
+@pytest.fixture(scope="module")
+def pod(objects):
+    return objects["Deployment"][1]["spec"]["template"]
+
+
+@pytest.fixture(scope="module")
+def container(pod):
+    cs = pod["spec"]["containers"]
+    assert len(cs) == 1, "the Deployment should run one container, keel"
+    return cs[0]
+
+
+@pytest.fixture(scope="module")
+def shop_modules(manifest):
+    """Builds the modules keel.yaml names (make BUILD=... build/shop/X.wasm);
+    returns the folder holding them."""
+    build = build_dir()
+    names = [Path(c["wasm"]).name for c in manifest["components"].values()]
+    targets = [f"{build}/shop/{n}" for n in names]
+    p = run(["make", "--no-print-directory", "-s", f"BUILD={build}", *targets], cwd=ROOT)
+    assert p.returncode == 0, f"building {names} failed:\n{p.stdout}{p.stderr}"
+    return build / "shop"
+
+
+@pytest.fixture
+def staged(tmp_path, manifest_text, shop_modules):
+    """The image's layout in a temporary folder: config/keel.yaml (the
+    ConfigMap's text, unchanged) and components/ (the built modules), so the
+    manifest's relative wasm paths resolve as they do in the pod."""
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "keel.yaml").write_text(manifest_text)
+    (tmp_path / "components").symlink_to(shop_modules.resolve())
+    return tmp_path
+
+
+# ---------------------------------------------------------------- yamllint
+
+def test_yamllint_passes_on_every_yaml_file():
+    files = sorted(p.relative_to(ROOT) for p in DEPLOY.rglob("*.yaml"))
+    assert len(files) >= 8, f"expected the Kubernetes objects under deploy/, found {files}"
+    p = run([tool("yamllint"), "-f", "parsable", "-c", DEPLOY / ".yamllint", *files], cwd=ROOT)
+    assert p.returncode == 0 and not p.stdout.strip(), f"yamllint:\n{p.stdout}{p.stderr}"
+
+
+def test_the_yamllint_config_still_catches_problems(tmp_path):
+    """A control: the committed config must not switch everything off."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("a:  1 \nb: yes\nb: 2\n")
+    p = run([tool("yamllint"), "-f", "parsable", "-c", DEPLOY / ".yamllint", bad])
+    assert p.returncode != 0
+    for rule in ("colons", "trailing-spaces", "truthy", "key-duplicates"):
+        assert f"({rule})" in p.stdout, f"rule {rule} not reported:\n{p.stdout}"
+
+
+# ---------------------------------------------------------------- Kubernetes objects
+
+def test_kustomization_lists_every_object(objects):
+    k = yaml.safe_load((K8S / "kustomization.yaml").read_text())
+    listed = set(k["resources"])
+    files = {name for name, _ in objects.values()}
+    assert listed == files, f"kustomization.yaml resources {sorted(listed)} != object files {sorted(files)}"
+    for kind in ("Deployment", "Service", "HorizontalPodAutoscaler", "ConfigMap", "PrometheusRule"):
+        assert kind in objects, f"no {kind} in deploy/kubernetes"
+
+
+def test_probes_use_the_admin_port_health_paths(container, manifest):
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports.get("admin") == port_of(manifest["admin"]["listen"]), \
+        f"container port admin {ports.get('admin')} != keel.yaml admin.listen {manifest['admin']['listen']}"
+    assert ports.get("http") == port_of(manifest["listen"]), \
+        f"container port http {ports.get('http')} != keel.yaml listen {manifest['listen']}"
+    for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz"),
+                        ("startupProbe", "/healthz")):
+        get = container[probe]["httpGet"]
+        assert get["path"] == path, f"{probe} path {get['path']}, want {path}"
+        assert get["port"] in ("admin", ports["admin"]), f"{probe} on port {get['port']}, not admin"
+    # Readiness must notice the 503 of a drain quickly.
+    r = container["readinessProbe"]
+    assert r["periodSeconds"] * r.get("failureThreshold", 3) <= seconds(manifest["shutdown"]["drain_delay"]), \
+        "the readiness probe needs longer than drain_delay to see the pod draining"
+
+
+def test_termination_grace_covers_keel_drain(pod, container, manifest):
+    sd = manifest.get("shutdown")
+    assert sd, "keel.yaml in the ConfigMap has no shutdown: section"
+    drain, grace = seconds(sd["drain_delay"]), seconds(sd.get("grace", "30s"))
+    tgp = pod["spec"]["terminationGracePeriodSeconds"]
+    assert tgp > drain + grace, \
+        f"terminationGracePeriodSeconds {tgp} <= drain_delay {drain}s + grace {grace}s: Kubernetes would SIGKILL mid-drain"
+    # drain_delay does what a preStop sleep would; both would add up, so the
+    # Deployment has no preStop and keel.yaml has a real drain_delay.
+    assert drain > 0, "no drain_delay: endpoints would still send traffic to a pod that stopped accepting"
+    assert "preStop" not in container.get("lifecycle", {}), \
+        "a preStop hook delays SIGTERM on top of drain_delay; deployment.yaml explains why there is none"
+
+
+def test_pod_runs_unprivileged_on_a_read_only_root(pod, container):
+    psc, csc = pod["spec"].get("securityContext", {}), container["securityContext"]
+    assert psc.get("runAsNonRoot") is True or csc.get("runAsNonRoot") is True
+    assert (csc.get("runAsUser") or psc.get("runAsUser", 0)) != 0
+    assert csc["readOnlyRootFilesystem"] is True
+    assert csc["allowPrivilegeEscalation"] is False
+    assert csc["capabilities"]["drop"] == ["ALL"]
+    # A read-only root needs somewhere to write: /tmp and the audit log's folder.
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+    assert "emptyDir" in volumes[mounts["/tmp"]["name"]]
+
+
+def test_writable_paths_of_keel_yaml_are_on_volumes(pod, container, manifest):
+    """Every file keel.yaml writes or reads at run time lives on a mounted
+    volume of the right kind (the root filesystem is read-only)."""
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+
+    def volume_of(path):
+        best = max((m for m in mounts if path.startswith(m.rstrip("/") + "/")), key=len, default=None)
+        assert best, f"{path} is on no volume (the root filesystem is read-only)"
+        return mounts[best], volumes[mounts[best]["name"]]
+
+    mount, vol = volume_of(manifest["admin"]["audit_log"])
+    assert "emptyDir" in vol and not mount.get("readOnly"), "the audit log needs a writable volume"
+    mount, vol = volume_of(manifest["admin"]["token_file"])
+    assert "secret" in vol, "the admin token should come from a Secret"
+    f = container["args"][container["args"].index("-f") + 1]
+    mount, vol = volume_of(f)
+    assert vol.get("configMap", {}).get("name") == "keel-shop-config"
+    assert "subPath" not in mount, "a subPath mount never sees ConfigMap updates (no live reload)"
+
+
+def test_resources_are_requested_and_limited(container):
+    res = container["resources"]
+    for kind in ("requests", "limits"):
+        for r in ("cpu", "memory"):
+            assert r in res.get(kind, {}), f"resources.{kind}.{r} missing"
+
+
+def test_prometheus_scrapes_the_admin_port(pod, manifest):
+    a = pod["metadata"]["annotations"]
+    assert a["prometheus.io/scrape"] == "true"
+    assert int(a["prometheus.io/port"]) == port_of(manifest["admin"]["listen"])
+    assert a["prometheus.io/path"] == "/metrics"
+
+
+def test_service_carries_user_traffic_only(objects, pod, container):
+    svc = objects["Service"][1]["spec"]
+    labels = pod["metadata"]["labels"]
+    for k, v in svc["selector"].items():
+        assert labels.get(k) == v, f"Service selector {k}={v} matches no pod label"
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    targets = [p["targetPort"] for p in svc["ports"]]
+    assert targets == ["http"], f"Service targets {targets}: only the app port, never admin ({ports['admin']})"
+
+
+def test_hpa_scales_the_deployment(objects):
+    hpa = objects["HorizontalPodAutoscaler"][1]
+    dep = objects["Deployment"][1]
+    ref = hpa["spec"]["scaleTargetRef"]
+    assert (ref["kind"], ref["name"]) == ("Deployment", dep["metadata"]["name"])
+    assert 2 <= hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"]
+    assert "replicas" not in dep["spec"], "with an HPA, spec.replicas resets the count on every apply"
+    ru = dep["spec"]["strategy"]["rollingUpdate"]
+    assert ru["maxUnavailable"] == 0, "a rollout must not drop below the wanted ready pods"
+
+
+def test_scaled_out_state_lives_in_redis(manifest):
+    for name, st in manifest.get("stores", {}).items():
+        assert st.get("backend") == "redis", \
+            f"store {name} is {st.get('backend', 'sqlite')}: one file per pod, not shared by replicas"
+
+
+# ---------------------------------------------------------------- generated files
+
+def test_configmap_is_keel_yaml_as_generated():
+    p = run([K8S / "gen-configmap.sh"])
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == (K8S / "configmap.yaml").read_text(), \
+        "configmap.yaml differs from gen-configmap.sh's output: run deploy/kubernetes/gen-configmap.sh > deploy/kubernetes/configmap.yaml"
+    data = yaml.safe_load(p.stdout)["data"]["keel.yaml"]
+    assert data == (K8S / "keel.yaml").read_text(), "the ConfigMap's keel.yaml is not keel.yaml byte for byte"
+
+
+def test_configmap_keel_yaml_passes_keel_check(staged, keel):
+    r = keel("check", "-f", "config/keel.yaml", cwd=staged)
+    assert r.returncode == 0, r.describe()
+    assert "ok (4 components)" in r.out + r.err, r.describe()
+
+
+def test_prometheusrule_is_keel_alerts_output(keel_bin, shop_modules):
+    p = run([K8S / "gen-prometheusrule.sh"],
+            env={"PATH": "/usr/bin:/bin", "KEEL": str(keel_bin), "KEEL_MODULES": str(shop_modules)})
+    assert p.returncode == 0, f"gen-prometheusrule.sh failed:\n{p.stderr}"
+    assert p.stdout == (K8S / "prometheusrule.yaml").read_text(), \
+        "prometheusrule.yaml differs from gen-prometheusrule.sh's output: regenerate it (see the script's header)"
+
+
+def test_prometheusrule_passes_promtool(objects, manifest, tmp_path):
+    rule = objects["PrometheusRule"][1]
+    assert rule["apiVersion"] == "monitoring.coreos.com/v1"
+    f = tmp_path / "rules.yml"
+    f.write_text(yaml.safe_dump(rule["spec"]))
+    p = run([tool("promtool"), "check", "rules", f])
+    assert p.returncode == 0 and "SUCCESS" in p.stdout, f"promtool:\n{p.stdout}{p.stderr}"
+    # Every component with an slo has its alerts, and only those.
+    alerted = {r["labels"]["component"] for g in rule["spec"]["groups"]
+               for r in g["rules"] if "alert" in r}
+    with_slo = {n for n, c in manifest["components"].items() if "slo" in c}
+    assert with_slo and alerted == with_slo, f"alerts for {sorted(alerted)}, slo on {sorted(with_slo)}"
+
+
+# ---------------------------------------------------------------- image
+
+def test_dockerfile_ships_every_module_keel_yaml_names(manifest):
+    df = (DEPLOY / "Dockerfile").read_text()
+    for name, c in manifest["components"].items():
+        wasm = Path(c["wasm"])
+        assert wasm.parent.name == "components", f"{name}: {wasm} is not under /app/components"
+        assert f"build/shop/{wasm.name}" in df, f"deploy/Dockerfile does not build or copy {wasm.name}"
+    assert "FROM debian:12-slim" in df and "keel build" in df and "USER 10001" in df
+
+
+def test_runtime_packages_are_the_libraries_keel_loads(keel_bin):
+    p = run([DEPLOY / "runtime-packages.sh", keel_bin])
+    assert p.returncode == 0, p.stderr
+    pkgs = p.stdout.split()
+    for want in ("libh2o-evloop", "libfyaml", "libhiredis", "libsqlite3"):
+        assert any(x.startswith(want) for x in pkgs), f"{want}* missing from {pkgs}"
+    assert "libc6" not in pkgs
+    bad = run([DEPLOY / "runtime-packages.sh", ROOT / "README.md"])
+    assert bad.returncode == 1 and "README.md" in bad.stderr
+
+
+# ---------------------------------------------------------------- systemd
+
+def unit(name):
+    cp = configparser.ConfigParser(strict=False, interpolation=None, delimiters=("=",))
+    cp.optionxform = str
+    cp.read_string((SYSTEMD / name).read_text())
+    return cp
+
+
+def test_systemd_units_pass_systemd_analyze_verify(tmp_path, keel_bin):
+    sa = shutil.which("systemd-analyze")
+    if not sa:
+        pytest.skip("systemd-analyze is not installed (Debian package systemd)")
+    # verify insists that ExecStart's binary exists: point it at this build.
+    for name in ("keel.socket", "keel.service"):
+        text = (SYSTEMD / name).read_text().replace("/usr/local/bin/keel", str(keel_bin))
+        (tmp_path / name).write_text(text)
+    p = run([sa, "verify", tmp_path / "keel.socket", tmp_path / "keel.service"])
+    # Bad values are only warnings to systemd: any line about our units fails.
+    ours = [ln for ln in (p.stdout + p.stderr).splitlines() if "keel." in ln]
+    assert p.returncode == 0 and not ours, f"systemd-analyze verify:\n{p.stdout}{p.stderr}"
+
+
+def test_systemd_service_is_hardened_and_drains(manifest):
+    svc = unit("keel.service")["Service"]
+    want = {"NoNewPrivileges": "true", "ProtectSystem": "strict", "ProtectHome": "true",
+            "PrivateTmp": "true", "PrivateDevices": "true", "RestrictNamespaces": "true",
+            "CapabilityBoundingSet": "", "KillSignal": "SIGTERM"}
+    for k, v in want.items():
+        assert svc.get(k) == v, f"keel.service: {k}={svc.get(k)!r}, want {v!r}"
+    assert svc["ExecReload"].endswith("kill -HUP $MAINPID")
+    stop = seconds(svc["TimeoutStopSec"])
+    sd = manifest["shutdown"]
+    assert stop > seconds(sd["drain_delay"]) + seconds(sd["grace"]), \
+        "TimeoutStopSec must exceed drain_delay + grace, or systemd SIGKILLs Keel mid-drain"
+    sock = unit("keel.socket")
+    assert sock["Socket"]["ListenStream"].endswith(":" + str(port_of(manifest["listen"])))
+    assert unit("keel.service")["Unit"]["Requires"] == "keel.socket"
