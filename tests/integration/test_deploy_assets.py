@@ -350,3 +350,39 @@ def test_systemd_service_is_hardened_and_drains(manifest):
     sock = unit("keel.socket")
     assert sock["Socket"]["ListenStream"].endswith(":" + str(port_of(manifest["listen"])))
     assert unit("keel.service")["Unit"]["Requires"] == "keel.socket"
+
+
+# ---------------------------------------------------------------- the docs
+
+def slug(heading: str) -> str:
+    """The anchor a Markdown renderer derives from a heading."""
+    s = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return s.replace(" ", "-")
+
+
+def anchors(md: Path) -> set:
+    return {slug(m[1]) for m in re.finditer(r"^#+ (.+)$", md.read_text(), re.M)}
+
+
+def test_operations_doc_links_resolve():
+    """Every link of the deploy docs to a section lands on a heading."""
+    docs = {ROOT / "docs" / "operations.md", DEPLOY / "README.md"}
+    for md in docs:
+        for target in re.findall(r"\]\(([^)\s]*)\)", md.read_text()):
+            if target.startswith("http"):
+                continue
+            path, _, frag = target.partition("#")
+            f = (md.parent / path).resolve() if path else md
+            assert f.exists(), f"{md.name}: link to missing {target}"
+            if frag:
+                assert frag in anchors(f), f"{md.name}: no heading #{frag} in {f.name}"
+
+
+def test_operations_doc_quotes_the_assets_values(manifest, pod):
+    ops = (ROOT / "docs" / "operations.md").read_text()
+    section = ops[ops.index("## Deploying and changing Keel"):]
+    sd, ro = manifest["shutdown"], manifest["rollout"]
+    assert f"shutdown: {{ drain_delay: {sd['drain_delay']}, grace: {sd['grace']} }}" in section
+    assert f"{pod['spec']['terminationGracePeriodSeconds']} s" in section
+    for k, v in ro.items():
+        assert re.search(rf"{k}:\s+{re.escape(str(v))}", section), f"rollout.{k}: {v} not in the docs"
