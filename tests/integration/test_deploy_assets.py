@@ -350,6 +350,9 @@ def test_systemd_service_is_hardened_and_drains(manifest):
     sock = unit("keel.socket")
     assert sock["Socket"]["ListenStream"].endswith(":" + str(port_of(manifest["listen"])))
     assert unit("keel.service")["Unit"]["Requires"] == "keel.socket"
+    # PartOf would restart the socket with the service: connections arriving
+    # during a restart would be refused instead of queued.
+    assert "PartOf" not in sock["Unit"], "keel.socket must outlive restarts of keel.service"
 
 
 # ---------------------------------------------------------------- the docs
