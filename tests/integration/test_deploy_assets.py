@@ -301,6 +301,30 @@ def test_dockerfile_ships_every_module_keel_yaml_names(manifest):
     assert "FROM debian:12-slim" in df and "keel build" in df and "USER 10001" in df
 
 
+def dockerfile_build_packages():
+    """The packages the Dockerfile's build stage installs."""
+    df = (DEPLOY / "Dockerfile").read_text().replace("\\\n", " ")
+    m = re.search(r"apt-get install -y --no-install-recommends ([^&]+)&&", df)
+    assert m, "no apt-get install line in the Dockerfile's build stage"
+    return m[1].split()
+
+
+def test_dockerfile_build_stage_installs_the_projects_build_packages():
+    """Each package the image build installs is one scripts/install-deps.sh
+    installs too, and installed here (so the name is right and this tree
+    builds with it)."""
+    deps = (ROOT / "scripts" / "install-deps.sh").read_text()
+    listed = set()
+    for line in deps[deps.index("PACKAGES=("):deps.index("\n)\n")].splitlines()[1:]:
+        listed.update(line.split("#")[0].split())
+    for pkg in dockerfile_build_packages():
+        if pkg == "libc6-dev":          # gcc's dependency, named for --no-install-recommends
+            continue
+        assert pkg in listed, f"the Dockerfile installs {pkg}, which install-deps.sh does not"
+        q = run(["dpkg-query", "-W", "-f=${Status}", pkg])
+        assert "install ok installed" in q.stdout, f"{pkg} is not an installed Debian package here"
+
+
 def test_runtime_packages_are_the_libraries_keel_loads(keel_bin):
     p = run([DEPLOY / "runtime-packages.sh", keel_bin])
     assert p.returncode == 0, p.stderr
