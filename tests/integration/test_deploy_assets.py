@@ -12,9 +12,16 @@ Nothing is deployed: there is no cluster here. What runs is real: the keel
 binary, the shop's modules (built by make), yamllint, promtool,
 systemd-analyze, dpkg."""
 import configparser
+import json
+import os
 import re
 import shutil
+import signal
 import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -344,6 +351,166 @@ def test_runtime_packages_are_the_libraries_keel_loads(keel_bin):
     assert bad.returncode == 1 and "README.md" in bad.stderr
 
 
+# ---------------------------------------------------------------- the pod, for real
+
+def http(method, url, body=None, headers=None, timeout=3):
+    """(status, body text); status 0 when nothing answered."""
+    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, r.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode("utf-8", "replace")
+    except OSError:
+        return 0, ""
+
+
+def wait_status(url, want, seconds, proc=None):
+    """When url first answered want (monotonic time), or None: not within
+    seconds, or proc exited meanwhile."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if http("GET", url, timeout=1)[0] == want:
+            return time.monotonic()
+        if proc is not None and proc.poll() is not None:
+            return None
+        time.sleep(0.05)
+    return None
+
+
+def pod_drill(app, spec):
+    """Runs inside `unshare --mount --net`, as root: builds what the kubelet
+    would give the container (a read-only root, emptyDirs, the Secret, the
+    user, the env, a Redis reachable as keel-redis), starts the app with the
+    Deployment's args, probes it, uses it, then stops it as Kubernetes does
+    (SIGTERM) and times the drain. Prints one JSON object."""
+    out = {}
+
+    def sh(*argv):
+        subprocess.run(argv, check=True)
+
+    sh("ip", "link", "set", "lo", "up")
+    sh("mount", "--make-rprivate", "/")
+    # The image's /app: a copy of the app, before /tmp (where it may be) is hidden.
+    sh("mount", "-t", "tmpfs", "-o", "mode=0755", "tmpfs", "/mnt")
+    shutil.copy(app, "/mnt/keel-shop")
+    app = "/mnt/keel-shop"
+    for d in ("/tmp", "/run", "/var/lib"):
+        sh("mount", "-t", "tmpfs", "-o", "mode=0755", "tmpfs", d)
+    uid = spec["uid"]
+    for d, mode in (("/var/lib/keel", 0o755), ("/run/keel", 0o750), ("/tmp/keel", 0o1777)):
+        os.makedirs(d)
+        os.chown(d, uid, uid)
+        os.chmod(d, mode)
+    with open("/run/keel/admin.token", "w") as f:
+        f.write("ci " + "c" * 64 + "\n")
+    os.chown("/run/keel/admin.token", 0, uid)
+    os.chmod("/run/keel/admin.token", 0o440)
+    with open("/run/hosts", "w") as f:
+        f.write("127.0.0.1 localhost keel-redis\n")
+    sh("mount", "--bind", "/run/hosts", "/etc/hosts")
+    sh("mount", "-o", "remount,bind,ro", "/")          # readOnlyRootFilesystem
+
+    redis = subprocess.Popen(["redis-server", "--port", "6379", "--bind", "127.0.0.1",
+                              "--save", "", "--appendonly", "no", "--dir", "/tmp"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {"PATH": "/usr/bin:/bin", **spec["env"]}
+    log = open("/tmp/keel/app.log", "wb")
+    t_start = time.monotonic()
+    proc = subprocess.Popen(["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
+                             "--", app, *spec["args"]], env=env, stdout=log, stderr=log)
+    admin, web = f"http://127.0.0.1:{spec['admin_port']}", f"http://127.0.0.1:{spec['http_port']}"
+    try:
+        live = wait_status(admin + spec["liveness"], 200, spec["startup_budget"], proc)
+        out["live_after"] = live and live - t_start
+        ready = wait_status(admin + spec["readiness"], 200, 30, proc)
+        out["ready_after"] = ready and ready - t_start
+        out["products"] = http("GET", web + "/api/products")[0]
+        login = http("POST", web + "/api/login", b'{"user":"alice","password":"wonderland"}',
+                     {"Content-Type": "application/json"})
+        token = json.loads(login[1]).get("token", "") if login[0] == 200 else ""
+        auth = {"Authorization": "Bearer " + token, "Content-Type": "application/json"}
+        out["cart_post"] = http("POST", web + "/api/cart", b'{"items":[{"id":"mug","qty":2}]}', auth)[0]
+        out["cart_get"] = http("GET", web + "/api/cart", headers=auth)
+        keys = subprocess.run(["redis-cli", "-p", "6379", "--scan", "--pattern", "*"],
+                              stdout=subprocess.PIPE, text=True).stdout.split()
+        out["redis_keys"] = keys
+        out["metrics"] = "keel_requests_total" in http("GET", admin + "/metrics")[1]
+        # Stop it as the kubelet does.
+        t_term = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        unready = wait_status(admin + spec["readiness"], 503, 2)
+        out["unready_after_term"] = unready and unready - t_term
+        time.sleep(1)
+        out["serving_while_draining"] = http("GET", web + "/api/products")[0]
+        try:
+            out["exit"] = proc.wait(timeout=spec["kill_after"])
+        except subprocess.TimeoutExpired:
+            out["exit"] = "killed"
+            proc.kill()
+            proc.wait()
+        out["stopped_after_term"] = time.monotonic() - t_term
+        out["audit_log"] = os.path.exists("/var/lib/keel/audit.jsonl")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        redis.kill()
+        log.close()
+        out["log_tail"] = open("/tmp/keel/app.log", errors="replace").read()[-3000:]
+    print(json.dumps(out))
+
+
+def test_the_pod_serves_and_drains_as_the_deployment_expects(keel, staged, pod, container, manifest):
+    """The app built from keel.yaml, started with the Deployment's args, env
+    and user on a read-only root with the Deployment's volumes and a real
+    Redis: it passes its probes, serves the shop with carts in Redis, and
+    on SIGTERM turns unready at once, serves through drain_delay and exits
+    0 well inside terminationGracePeriodSeconds."""
+    for t in ("unshare", "setpriv", "redis-server", "redis-cli", "ip"):
+        if not shutil.which(t):
+            pytest.skip(f"{t} is not installed")
+    if run(["unshare", "--mount", "--net", "--fork", "true"]).returncode != 0:
+        pytest.skip("cannot create mount and network namespaces here (needs root)")
+    app = build_dir() / "deploy" / "keel-shop"
+    app.parent.mkdir(parents=True, exist_ok=True)
+    r = keel("build", "-f", "config/keel.yaml", "-o", app, "--cache", build_dir() / "deploy" / "cache",
+             cwd=staged)
+    assert r.returncode == 0, r.describe()
+
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    sp = container["startupProbe"]
+    sd = manifest["shutdown"]
+    spec = {
+        "uid": pod["spec"]["securityContext"]["runAsUser"],
+        "args": container.get("args", []),
+        "env": {e["name"]: e["value"] for e in container.get("env", [])},
+        "admin_port": ports["admin"], "http_port": ports["http"],
+        "liveness": container["livenessProbe"]["httpGet"]["path"],
+        "readiness": container["readinessProbe"]["httpGet"]["path"],
+        "startup_budget": sp["periodSeconds"] * sp["failureThreshold"],
+        "kill_after": pod["spec"]["terminationGracePeriodSeconds"],
+    }
+    p = run(["unshare", "--mount", "--net", "--fork", "--", sys.executable, __file__,
+             "pod-drill", app, json.dumps(spec)])
+    assert p.returncode == 0, f"the drill failed:\n{p.stdout}\n{p.stderr}"
+    res = json.loads(p.stdout.strip().splitlines()[-1])
+    why = json.dumps(res, indent=1)
+    assert res["live_after"] is not None, f"/healthz never answered 200\n{why}"
+    assert res["ready_after"] is not None, f"/readyz never answered 200\n{why}"
+    assert res["products"] == 200 and res["cart_post"] == 200, why
+    assert res["cart_get"][0] == 200 and "mug" in res["cart_get"][1], why
+    prefix = manifest["stores"]["carts"]["prefix"]
+    assert any(k.startswith(prefix) for k in res["redis_keys"]), f"no cart in Redis\n{why}"
+    assert res["metrics"], why
+    assert res["audit_log"], f"no audit log at admin.audit_log\n{why}"
+    drain, grace = seconds(sd["drain_delay"]), seconds(sd["grace"])
+    assert res["unready_after_term"] is not None and res["unready_after_term"] < 1, \
+        f"/readyz did not turn 503 at once on SIGTERM\n{why}"
+    assert res["serving_while_draining"] == 200, f"stopped serving inside drain_delay\n{why}"
+    assert res["exit"] == 0, f"exit status {res['exit']} after SIGTERM\n{why}"
+    assert drain - 0.5 <= res["stopped_after_term"] < drain + grace, why
+
+
 # ---------------------------------------------------------------- systemd
 
 def unit(name):
@@ -421,3 +588,7 @@ def test_operations_doc_quotes_the_assets_values(manifest, pod):
     assert f"{pod['spec']['terminationGracePeriodSeconds']} s" in section
     for k, v in ro.items():
         assert re.search(rf"{k}:\s+{re.escape(str(v))}", section), f"rollout.{k}: {v} not in the docs"
+
+
+if __name__ == "__main__" and len(sys.argv) == 4 and sys.argv[1] == "pod-drill":
+    pod_drill(sys.argv[2], json.loads(sys.argv[3]))
