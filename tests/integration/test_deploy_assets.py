@@ -8,9 +8,12 @@ generated files (configmap.yaml, prometheusrule.yaml) against their
 generators, the PrometheusRule's rules through `promtool check rules`, and
 the systemd units through `systemd-analyze verify`.
 
-Nothing is deployed: there is no cluster here. What runs is real: the keel
-binary, the shop's modules (built by make), yamllint, promtool,
-systemd-analyze, dpkg."""
+There is no cluster here, so the pod drill plays the kubelet: the app that
+`keel build` makes of keel.yaml runs with the Deployment's args, env, user
+and volumes on a read-only root, in mount and network namespaces, against
+a real Redis, and is stopped with SIGTERM. Everything that runs is real:
+keel, the shop's modules (built by make), redis-server, yamllint,
+promtool, systemd-analyze, dpkg."""
 import configparser
 import json
 import os
