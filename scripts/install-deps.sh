@@ -23,6 +23,7 @@ PACKAGES=(
   libsqlite3-dev libhiredis-dev redis-server   # KV stores (SQLite, Redis) and their tests
   wrk                           # HTTP load in bench/kv
   prometheus prometheus-alertmanager   # observability tests: promtool, amtool, real daemons
+  yamllint python3-yaml         # deploy/ tests: lint and read the Kubernetes objects
 )
 
 missing=()
