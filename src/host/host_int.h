@@ -425,6 +425,14 @@ void host_obs_trap(keel_host *h, host_component *comp, int kind);
 /* Instance accounting (call.c): created / released. */
 void host_obs_instance_begin(host_call *c);
 void host_obs_instance_end(host_call *c);
+/* A key-value store call of c's invocation: the time to pass as start
+ * (0 when c's request is not traced, which makes _end a no-op), then its
+ * span (kind client, "kv OP STORE", parent the invocation) once it
+ * returned rc (0 or a length: ok; KEEL_KV_ABSENT: ok, outcome "absent";
+ * other KEEL_KV_E*: an error span). */
+uint64_t host_obs_store_begin(const host_call *c);
+void host_obs_store_end(const host_call *c, uint64_t start, const char *op,
+                        const keel_store *st, int64_t rc);
 /* A line of guest output, through comp's log rate limit. */
 void host_obs_guest_line(const host_component *comp, keel_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -76,7 +76,10 @@ static uint32_t HOST_FN(get)(CTX, uint32_t sp, uint32_t sl, uint32_t kp, uint32_
     if (rc)
         return (uint32_t)rc;
     keel_kv_bytes v;
-    if ((rc = keel_store_get(st, k, kl, &v)))
+    uint64_t t0 = host_obs_store_begin(c);
+    rc = keel_store_get(st, k, kl, &v);
+    host_obs_store_end(c, t0, "get", st, rc ? rc : (int64_t)v.len);
+    if (rc)
         return (uint32_t)rc;
     if (v.len <= cap)   /* the range may have moved: memory.grow cannot shrink it */
         memcpy(host_guest_range(c, buf, cap), v.data, v.len);
@@ -93,8 +96,11 @@ static uint32_t HOST_FN(set)(CTX, uint32_t sp, uint32_t sl, uint32_t kp, uint32_
     const uint8_t *v = host_guest_range(c, vp, vl);
     keel_store *st;
     int rc = store_of(c, s, sl, &st);
-    if (!rc)
+    if (!rc) {
+        uint64_t t0 = host_obs_store_begin(c);
         rc = keel_store_set(st, k, kl, v, vl);
+        host_obs_store_end(c, t0, "set", st, rc);
+    }
     return (uint32_t)rc;
 }
 
@@ -105,8 +111,11 @@ static uint32_t HOST_FN(delete)(CTX, uint32_t sp, uint32_t sl, uint32_t kp, uint
     const uint8_t *k = host_guest_range(c, kp, kl);
     keel_store *st;
     int rc = store_of(c, s, sl, &st);
-    if (!rc)
+    if (!rc) {
+        uint64_t t0 = host_obs_store_begin(c);
         rc = keel_store_delete(st, k, kl);
+        host_obs_store_end(c, t0, "delete", st, rc);
+    }
     return (uint32_t)rc;
 }
 
@@ -122,7 +131,10 @@ static uint32_t HOST_FN(keys)(CTX, uint32_t sp, uint32_t sl, uint32_t pp, uint32
     if (rc)
         return (uint32_t)rc;
     keel_kv_bytes v;
-    if ((rc = keel_store_keys(st, p, pl, &v)))
+    uint64_t t0 = host_obs_store_begin(c);
+    rc = keel_store_keys(st, p, pl, &v);
+    host_obs_store_end(c, t0, "keys", st, rc);
+    if (rc)
         return (uint32_t)rc;
     if (v.len <= cap && v.len)
         memcpy(host_guest_range(c, buf, cap), v.data, v.len);
@@ -139,8 +151,11 @@ static uint64_t HOST_FN(incr)(CTX, uint32_t sp, uint32_t sl, uint32_t kp, uint32
     keel_store *st;
     int64_t v = 0;
     int rc = store_of(c, s, sl, &st);
-    if (!rc)
+    if (!rc) {
+        uint64_t t0 = host_obs_store_begin(c);
         rc = keel_store_incr(st, k, kl, (int64_t)delta, &v);
+        host_obs_store_end(c, t0, "incr", st, rc);
+    }
     if (rc)
         return (uint64_t)INT64_MIN - (uint64_t)(int64_t)rc;   /* INT64_MIN + |code| */
     return (uint64_t)v;

@@ -391,3 +391,36 @@ void keel_host_metrics(keel_host *h, keel_buf *b)
     host_versions_metrics(h, b);
     host_live_metrics(b);
 }
+
+uint64_t host_obs_store_begin(const host_call *c)
+{
+    return c->rq->obs.tc.sampled && keel_tracer_on() ? keel_trace_now_ns() : 0;
+}
+
+void host_obs_store_end(const host_call *c, uint64_t start, const char *op,
+                        const keel_store *st, int64_t rc)
+{
+    if (!start)
+        return;
+    const host_req_obs *o = &c->rq->obs;
+    const keel_store_cfg *cfg = keel_store_cfg_of((keel_store *)st);
+    keel_span s;
+    memset(&s, 0, sizeof s);
+    memcpy(s.trace_id, o->tc.trace_id, 16);
+    keel_trace_new_id(s.span_id, 8);
+    memcpy(s.parent_id, o->cur ? o->cur->span_id : o->server_span, 8);
+    s.kind = KEEL_SPAN_CLIENT;
+    s.error = rc < 0 && rc != KEEL_KV_ABSENT;
+    s.start_ns = start;
+    s.end_ns = keel_trace_now_ns();
+    snprintf(s.name, sizeof s.name, "kv %s %s", op, cfg->name);
+    const char *name = c->comp->cfg->name;
+    keel_span_text(s.component, sizeof s.component, name, strlen(name));
+    keel_span_text(s.operation, sizeof s.operation, op, strlen(op));
+    keel_span_text(s.store, sizeof s.store, cfg->name, strlen(cfg->name));
+    s.db_system = cfg->backend == KEEL_STORE_REDIS ? "redis" : "sqlite";
+    const char *outcome = rc >= 0 ? "ok" : keel_kv_strerror((int)rc);
+    keel_span_text(s.outcome, sizeof s.outcome, outcome, strlen(outcome));
+    keel_span_text(s.request_id, sizeof s.request_id, c->rq->id, strlen(c->rq->id));
+    keel_span_submit(&s);
+}

@@ -170,6 +170,9 @@ static void span_json(keel_buf *b, const keel_span *s, bool first)
     attr_str(b, &f, "keel.caller", s->caller);
     attr_str(b, &f, "keel.outcome", s->outcome);
     attr_str(b, &f, "keel.request_id", s->request_id);
+    attr_str(b, &f, "keel.store", s->store);
+    if (s->db_system)
+        attr_str(b, &f, "db.system", s->db_system);
     attr_str(b, &f, "http.route", s->route);
     attr_str(b, &f, "http.request.method", s->method);
     if (s->http_status) {

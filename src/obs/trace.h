@@ -60,6 +60,8 @@ typedef struct keel_span {
     char request_id[KEEL_SPAN_TEXT];
     char outcome[32];
     char state[KEEL_TRACE_MAX_STATE];
+    char store[KEEL_SPAN_TEXT];      /* a key-value store call: its store */
+    const char *db_system;           /* ... and backend ("sqlite", "redis"); NULL: none */
 } keel_span;
 
 /* Starts the exporter for endpoint ("http://host:port", "/v1/traces" is

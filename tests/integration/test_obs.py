@@ -497,6 +497,44 @@ def test_traces_three_hop_chain_and_collector_outage(start_keel):
         coll2.stop()
 
 
+def test_store_calls_are_spans_of_their_invocation(start_keel):
+    """Each kv_* call of a traced request is a client span under the
+    invocation that made it, naming the store, its backend and the outcome."""
+    port = free_port()
+    coll = Collector(port)
+    coll.start()
+    try:
+        srv = start_keel(f"observability: {{{{ otlp_endpoint: 'http://127.0.0.1:{port}', "
+                         f"trace_sample: 1.0 }}}}\n"
+                         "stores:\n  main:\n    backend: sqlite\n    path: data/main.db\n"
+                         "components:\n  kv:\n    wasm: {kv}\n    routes:\n"
+                         "      - {{ path: /kv/*, operation: kv }}\n    kv: [main]\n")
+        trace = "5bf92f3577b34da6a3ce929d0e0e4736"
+        r = srv.request("PUT", "/kv/main/k1", body=b"v1",
+                        headers={"traceparent": f"00-{trace}-00f067aa0ba902b7-01"})
+        assert r.status == 200, r
+        r = srv.get("/kv/main/missing", headers={"traceparent": f"00-{trace}-00f067aa0ba902b7-01"})
+        assert r.status == 404, r
+        got = coll.wait(lambda s: s["traceId"] == trace and s["name"] == "kv get main")
+        assert got, "no span for the kv get"
+        time.sleep(0.3)
+        with coll.lock:
+            mine = [s for s in coll.spans if s["traceId"] == trace]
+        kv = {s["name"]: s for s in mine if s["name"].startswith("kv ")}
+        assert set(kv) == {"kv set main", "kv get main"}, [s["name"] for s in mine]
+        invokes = {s["spanId"] for s in mine if s["name"].startswith("invoke ")}
+        for s in kv.values():
+            a = attrs(s)
+            assert s["parentSpanId"] in invokes and s["kind"] == 3, s
+            assert a["keel.store"] == "main" and a["db.system"] == "sqlite"
+            assert a["keel.component"] == "kv"
+            assert s["status"]["code"] == 1, s
+        assert attrs(kv["kv set main"])["keel.outcome"] == "ok"
+        assert attrs(kv["kv get main"])["keel.outcome"] == "absent"
+    finally:
+        coll.stop()
+
+
 def test_sampling_zero_exports_nothing_but_logs_trace_ids(start_keel):
     port = free_port()
     coll = Collector(port)
