@@ -3,6 +3,8 @@
 #ifndef KEEL_CLI_CLI_H
 #define KEEL_CLI_CLI_H
 
+#include <stddef.h>
+
 #define KEEL_EXIT_OK 0
 #define KEEL_EXIT_FAIL 1
 #define KEEL_EXIT_USAGE 2
@@ -16,6 +18,25 @@ int keel_cmd_help(int argc, char **argv);
 int keel_cmd_backup(int argc, char **argv);
 int keel_cmd_restore(int argc, char **argv);
 int keel_cmd_alerts(int argc, char **argv);
+int keel_cmd_build(int argc, char **argv);
+
+/* keel up with the manifest from load() instead of -f FILE (an app built
+ * by keel build; app.c). load returns 0 or a negative KEEL_E* with the
+ * text in err. NULL: keel_manifest_load(FILE). */
+struct keel_manifest;
+typedef int (*keel_manifest_loader)(void *ud, struct keel_manifest **out, char *err,
+                                    size_t errlen);
+int keel_up_serve(int argc, char **argv, keel_manifest_loader load, void *ud);
+
+/* When this executable is an app built by keel build, runs it (argv as
+ * main's) and returns 1 with the exit status in *status; 0 for a plain
+ * keel. */
+int keel_app_main(int argc, char **argv, int *status);
+
+/* The checks of keel check on a loaded manifest: every component's module
+ * against what Keel provides, and data residency. Prints each problem as
+ * FILE:LINE:COL: message on stderr; returns how many. */
+int keel_check_manifest(const struct keel_manifest *m);
 
 /* Usage text of a command ("run", "compile", NULL for the overview). */
 const char *keel_usage(const char *cmd);

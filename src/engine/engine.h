@@ -174,6 +174,11 @@ int keel_instance_call_n(keel_instance *inst, const char *name, size_t name_len,
                          uint64_t *vals, size_t nvals, const keel_rt_limits *limits,
                          keel_rt_outcome *out, char *err, size_t errlen);
 
+/* "VERSION CODEGEN-ID": what optimized code depends on in this Keel (its
+ * version and a hash of the sources that generate and compile C). An app
+ * built by `keel build` runs only on the Keel that built it. */
+const char *keel_engine_build_id(void);
+
 /* Hex sha256 key of the module's optimized object in the cache. */
 const char *keel_module_cache_key(const keel_module *m);
 
