@@ -42,6 +42,19 @@ static struct {
     size_t nmods;
 } bundle;
 
+/* Forgets what a failed open indexed. */
+static void reset(void)
+{
+    for (size_t i = 0; i < bundle.ncomps; i++) {
+        free((char *)bundle.comps[i].name);
+        free((char *)bundle.comps[i].digest);
+    }
+    free(bundle.comps);
+    free(bundle.mods);
+    free(bundle.manifest_name);
+    memset(&bundle, 0, sizeof bundle);
+}
+
 static uint32_t get_u32(const uint8_t *p)
 {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
@@ -193,6 +206,8 @@ static int index_records(const uint8_t *p, size_t len, const char *path, char *e
     return 0;
 }
 
+static int open_fd(int fd, const char *path, char *err, size_t errlen);
+
 int keel_bundle_open_self(char *err, size_t errlen)
 {
     char path[PATH_MAX];
@@ -204,6 +219,22 @@ int keel_bundle_open_self(char *err, size_t errlen)
     int fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return 0;   /* cannot look: behave as a plain keel */
+    return open_fd(fd, path, err, errlen);
+}
+
+int keel_bundle_open(const char *path, char *err, size_t errlen)
+{
+    if (bundle.active)
+        return keel_err(err, errlen, KEEL_EINVAL, "%s: a bundle is open already", path);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return keel_err(err, errlen, KEEL_EIO, "%s: %s", path, strerror(errno));
+    return open_fd(fd, path, err, errlen);
+}
+
+/* Opens the payload of the file fd (closed here), named path in messages. */
+static int open_fd(int fd, const char *path, char *err, size_t errlen)
+{
     struct stat st;
     uint64_t off, len;
     uint8_t sha[32], got[32];
@@ -238,6 +269,7 @@ int keel_bundle_open_self(char *err, size_t errlen)
         rc = index_records(p, (size_t)len, path, err, errlen);
     }
     if (rc) {
+        reset();
         if (map)
             munmap(map, maplen);
         return rc;

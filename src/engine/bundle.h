@@ -51,6 +51,9 @@ enum {
  * truncated, built by another Keel). Call once, before any thread. */
 int keel_bundle_open_self(char *err, size_t errlen);
 
+/* The same for the file path (tests; fails when a bundle is open). */
+int keel_bundle_open(const char *path, char *err, size_t errlen);
+
 /* Whether this process runs from an app's bundle. */
 int keel_bundle_active(void);
 

@@ -6,6 +6,9 @@
  *   fast: libtcc in process, milliseconds, never cached;
  *   opt:  the system C compiler (-O2) out of process, a shared object kept in
  *         the content-addressed cache (cache.c).
+ * In an app built by `keel build` the opt tier's shared objects are embedded
+ * (bundle.h): a module whose wasm digest has embedded code loads it from
+ * there, compiling nothing and touching no cache.
  * Then: link (bind each import to a host function or another module's
  * export), instantiate (per instance: memory, tables, globals, the import
  * instance pointers), call exports through keel_rt_invoke.
