@@ -47,8 +47,20 @@ def ready(port: int) -> bool:
         return False
 
 
-def time_to_ready(argv, cwd, env) -> float:
-    """Seconds from spawn to the first 200 from /readyz; stops the process."""
+def cpu_seconds(pid: int) -> float:
+    """CPU time the process's threads have run so far (schedstat, ns)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[0])
+        except (OSError, ValueError):
+            pass   # a thread that just ended
+    return total / 1e9
+
+
+def time_to_ready(argv, cwd, env, cpu: list) -> float:
+    """Seconds from spawn to the first 200 from /readyz (appends the CPU
+    seconds it used by then to cpu); stops the process."""
     port, admin = free_port(), free_port()
     argv = argv + ["--listen", f"127.0.0.1:{port}", "--admin-listen", f"127.0.0.1:{admin}"]
     t0 = time.monotonic()
@@ -59,7 +71,9 @@ def time_to_ready(argv, cwd, env) -> float:
             if p.poll() is not None or time.monotonic() - t0 > READY_TIMEOUT:
                 sys.exit(f"bench: {argv[0]} did not become ready (exit {p.poll()})")
             time.sleep(0.0005)
-        return time.monotonic() - t0
+        elapsed = time.monotonic() - t0
+        cpu.append(cpu_seconds(p.pid))
+        return elapsed
     finally:
         p.send_signal(signal.SIGTERM)
         p.wait(20)
@@ -112,13 +126,19 @@ def main():
     print("ldd:", ", ".join(line.split()[0] for line in ldd.splitlines() if "=>" in line))
 
     bare = {"PATH": "/nonexistent", "KEEL_CACHE": str(empty), "HOME": str(empty)}
-    app_times, up_times = [], []
-    for _ in range(runs):   # alternated, so both see the same machine
-        app_times.append(time_to_ready([str(app)], run, bare))
-        up_times.append(time_to_ready([str(KEEL), "up", "-f", str(src / "keel.yaml")], src,
-                                      env))
+    app_times, up_times, app_cpu, up_cpu = [], [], [], []
+    up_argv = [str(KEEL), "up", "-f", str(src / "keel.yaml")]
+    for i in range(runs):
+        # interleaved, the order swapped each round: the second of a pair
+        # starts while the machine still settles from the first one's exit
+        pair = [lambda: app_times.append(time_to_ready([str(app)], run, bare, app_cpu)),
+                lambda: up_times.append(time_to_ready(up_argv, src, env, up_cpu))]
+        for f in pair if i % 2 == 0 else reversed(pair):
+            f()
     print(f"start-up to ready, app:                  {summary(app_times)}")
     print(f"start-up to ready, keel up (warm cache): {summary(up_times)}")
+    print(f"CPU time to ready, app:                  {summary(app_cpu)}")
+    print(f"CPU time to ready, keel up (warm cache): {summary(up_cpu)}")
     if any(empty.iterdir()):
         sys.exit("bench: the app wrote to its (empty) cache")
 

@@ -128,13 +128,11 @@ static bundle_module *module_for(const char *digest, size_t n, int create)
     return m;
 }
 
-static char *copy_text(const void *p, size_t n)
+static char *copy_name(const char *p, size_t n)
 {
-    char *s = malloc(n + 1);
+    char *s = strndup(p, n);
     if (!s)
         abort();
-    memcpy(s, p, n);
-    s[n] = '\0';
     return s;
 }
 
@@ -158,11 +156,13 @@ static int index_records(const uint8_t *p, size_t len, const char *path, char *e
         const uint8_t *data = p + at + nlen;
         at += nlen + dlen;
         if (kind == KEEL_BUNDLE_INFO) {
-            snprintf(bundle.built_by, sizeof bundle.built_by, "%.*s", (int)dlen, (const char *)data);
+            size_t n = dlen < sizeof bundle.built_by ? (size_t)dlen : sizeof bundle.built_by - 1;
+            memcpy(bundle.built_by, data, n);
+            bundle.built_by[n] = '\0';
             have_info = 1;
         } else if (kind == KEEL_BUNDLE_MANIFEST) {
             free(bundle.manifest_name);
-            bundle.manifest_name = copy_text(name, nlen);
+            bundle.manifest_name = copy_name(name, nlen);
             bundle.manifest_text = (const char *)data;
             bundle.manifest_len = dlen;
         } else if (kind == KEEL_BUNDLE_WASM || kind == KEEL_BUNDLE_CODE) {
@@ -183,8 +183,8 @@ static int index_records(const uint8_t *p, size_t len, const char *path, char *e
                 abort();
             bundle.comps = c;
             c = &bundle.comps[bundle.ncomps++];
-            c->name = copy_text(name, nlen);
-            c->digest = copy_text(data, dlen);
+            c->name = copy_name(name, nlen);
+            c->digest = copy_name((const char *)data, dlen);
             c->wasm_bytes = c->code_bytes = 0;
         }   /* other kinds: from a newer Keel, which the INFO check refuses */
     }
@@ -262,8 +262,8 @@ static int open_fd(int fd, const char *path, char *err, size_t errlen)
         keel_hex(sha, 32, want);
         keel_hex(got, 32, have);
         rc = keel_err(err, errlen, KEEL_EINVAL,
-                      "%s: the app's payload is corrupt (%llu bytes at offset %llu: sha256 %.16s..., "
-                      "expected %.16s...); rebuild it with keel build", path,
+                      "%s: the app's payload is corrupt (%llu bytes at offset %llu: sha256 "
+                      "%.16s..., expected %.16s...); rebuild it with keel build", path,
                       (unsigned long long)len, (unsigned long long)off, have, want);
     } else {
         rc = index_records(p, (size_t)len, path, err, errlen);
@@ -302,8 +302,11 @@ int keel_bundle_wasm(const char *path, char **out, size_t *len)
     for (size_t i = 0; i < bundle.ncomps; i++) {
         if (strcmp(bundle.comps[i].name, path + np) != 0)
             continue;
-        const bundle_module *m = module_for(bundle.comps[i].digest, 64, 0);
-        *out = copy_text(m->wasm, m->wasm_len);
+        const char *d = bundle.comps[i].digest;
+        const bundle_module *m = module_for(d, strlen(d), 0);   /* present: index_records */
+        if (!(*out = malloc(m->wasm_len + 1)))
+            abort();
+        memcpy(*out, m->wasm, m->wasm_len);
         *len = m->wasm_len;
         return 1;
     }

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "base/errors.h"
+#include "base/proc.h"
 #include "base/sha256.h"
 
 struct keel_bundle_writer {
@@ -89,21 +90,6 @@ int keel_bundle_writer_has_wasm(const keel_bundle_writer *w, const char *digest)
     return 0;
 }
 
-static int write_all(int fd, const void *p, size_t n)
-{
-    const uint8_t *b = p;
-    while (n) {
-        ssize_t r = write(fd, b, n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return -1;
-        b += r;
-        n -= (size_t)r;
-    }
-    return 0;
-}
-
 /* Copies the first n bytes of the file in to fd out. */
 static int copy_prefix(int in, int out, long long n)
 {
@@ -112,7 +98,7 @@ static int copy_prefix(int in, int out, long long n)
         ssize_t r = read(in, buf, n < (long long)sizeof buf ? (size_t)n : sizeof buf);
         if (r < 0 && errno == EINTR)
             continue;
-        if (r <= 0 || write_all(out, buf, (size_t)r) != 0)
+        if (r <= 0 || keel_write_all(out, buf, (size_t)r) != 0)
             return -1;
         n -= r;
     }
@@ -145,7 +131,8 @@ int keel_bundle_writer_write(keel_bundle_writer *w, const char *exe, const char 
         rc = keel_err(err, errlen, KEEL_EIO, "%s: %s", exe, strerror(errno));
     else if (copy_prefix(in, fd, exe_bytes) != 0)
         rc = keel_err(err, errlen, KEEL_EIO, "copying %s to %s: %s", exe, tmp, strerror(errno));
-    else if (write_all(fd, w->buf, w->len) != 0 || write_all(fd, trailer, sizeof trailer) != 0)
+    else if (keel_write_all(fd, w->buf, w->len) != 0 ||
+             keel_write_all(fd, trailer, sizeof trailer) != 0)
         rc = keel_err(err, errlen, KEEL_EIO, "writing %s: %s", tmp, strerror(errno));
     else if (fchmod(fd, 0755) != 0 || fsync(fd) != 0)
         rc = keel_err(err, errlen, KEEL_EIO, "%s: %s", tmp, strerror(errno));

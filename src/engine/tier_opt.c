@@ -306,21 +306,6 @@ int keel_native_open(const char *so_path, keel_native **out, char *err,
     return native_from_handle(h, -1, out, err, errlen);
 }
 
-static int write_fd_all(int fd, const void *p, size_t n)
-{
-    const char *b = p;
-    while (n) {
-        ssize_t w = write(fd, b, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        b += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 /* dlopen()s the file open as fd through its /proc/self/fd name. */
 static void *open_fd(int fd)
 {
@@ -336,7 +321,7 @@ int keel_native_open_image(const void *so, size_t len, const char *name,
     snprintf(label, sizeof label, "keel-%.64s", name);
     int fd = memfd_create(label, MFD_CLOEXEC);
     void *h = NULL;
-    if (fd >= 0 && write_fd_all(fd, so, len) == 0)
+    if (fd >= 0 && keel_write_all(fd, so, len) == 0)
         h = open_fd(fd);
     if (!h) {
         /* memfds may be barred from holding code (vm.memfd_noexec): an
@@ -351,7 +336,7 @@ int keel_native_open_image(const void *so, size_t len, const char *name,
             return keel_err(err, errlen, KEEL_EIO, "embedded code of %s: %s: %s", name, path,
                             strerror(errno));
         unlink(path);
-        if (write_fd_all(fd, so, len) == 0)
+        if (keel_write_all(fd, so, len) == 0)
             h = open_fd(fd);
         if (!h) {
             close(fd);
