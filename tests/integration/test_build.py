@@ -308,3 +308,35 @@ def test_build_errors_write_nothing(keel, built_guests, tmp_path):
     assert "no app written" in r.err, r.describe()
     assert not out.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.wasm", "keel.yaml"]
+
+
+def test_module_shared_by_two_components_is_stored_once_and_loaded_twice(
+        keel, built_guests, tmp_path):
+    """One wasm behind two components: the payload holds it once, and each
+    component gets its own copy of the code (each links on its own)."""
+    hello = built_guests / "components" / "hello.wasm"
+    if not hello.is_file():
+        pytest.fail(f"missing {hello} (built by `make guests`)")
+    one = ("components:\n"
+           f"  one:\n    wasm: {hello}\n    routes: [{{path: /one, operation: hello}}]\n")
+    two = one + f"  two:\n    wasm: {hello}\n    routes: [{{path: /two, operation: status}}]\n"
+    sizes = {}
+    for name, text in (("one", one), ("two", two)):
+        (tmp_path / f"{name}.yaml").write_text(text)
+        r = keel("build", "-f", tmp_path / f"{name}.yaml", "-o", tmp_path / f"app-{name}")
+        assert r.returncode == 0, r.describe()
+        sizes[name] = (tmp_path / f"app-{name}").stat().st_size
+    # the second component adds its manifest lines and its COMPONENT record
+    # (16 + "two" + digest), no module
+    assert sizes["two"] - sizes["one"] == len(two) - len(one) + 16 + 3 + 64
+
+    d = tmp_path / "run"
+    d.mkdir()
+    shutil.copy2(tmp_path / "app-two", d / "app")
+    srv = Server([d / "app", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"],
+                 d, bare_env(tmp_path), tmp_path / "two.log")
+    try:
+        assert fetch(srv.port, "GET", "/one") == (200, b"hello from keel\n")
+        assert fetch(srv.port, "GET", "/two") == (201, b"created\n")
+    finally:
+        assert srv.stop() == 0, srv.log()
