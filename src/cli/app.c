@@ -2,7 +2,9 @@
  * finds its payload (engine/bundle.h), refuses to start when the payload
  * is corrupt, and otherwise runs `keel up` on the embedded manifest with
  * the embedded code, relative paths resolving against --dir (default: the
- * current directory). --print-manifest shows what is inside. */
+ * current directory); `APP backup` and `APP restore` are keel backup and
+ * keel restore on that manifest. --print-manifest shows what is inside.
+ * keel_cli_load_manifest, which every subcommand uses, lives here. */
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -65,11 +67,17 @@ static void manifest_label(char *out, size_t len)
     snprintf(out, len, "%s%s", KEEL_BUNDLE_WASM_PREFIX, name);
 }
 
-static int load_embedded(void *ud, keel_manifest **out, char *err, size_t errlen)
+/* The folder the embedded manifest's relative paths resolve against
+ * (--dir); set before any subcommand runs. */
+static const char *app_dir = ".";
+
+int keel_cli_load_manifest(const char *file, keel_manifest **out, char *err, size_t errlen)
 {
+    if (!keel_bundle_active())
+        return keel_manifest_load(file, out, err, errlen);
     const char *name, *text;
     char label[PATH_MAX];
-    keel_manifest_text src = { .dir = ud, .wasm = embedded_wasm };
+    keel_manifest_text src = { .dir = app_dir, .wasm = embedded_wasm };
     keel_bundle_manifest(&name, &text, &src.len);
     manifest_label(label, sizeof label);
     src.name = label;
@@ -115,6 +123,40 @@ static int print_manifest(const char *dir)
     return fflush(stdout) == 0 ? KEEL_EXIT_OK : KEEL_EXIT_FAIL;
 }
 
+/* `APP backup|restore ARGS`: keel backup / keel restore on the embedded
+ * manifest; --dir is taken out, -f refused, the rest passed on. */
+static int store_command(const char *self, int argc, char **argv)
+{
+    char label[PATH_MAX];
+    manifest_label(label, sizeof label);
+    char **args = calloc((size_t)argc + 3, sizeof *args);
+    if (!args)
+        abort();
+    int n = 0, status = -1;
+    args[n++] = argv[1];
+    args[n++] = "-f";
+    args[n++] = label;
+    for (int i = 2; i < argc && status < 0; i++) {
+        const char *v;
+        int r;
+        if ((r = keel_opt_value(argc, argv, &i, "--dir", &v)) != 0) {
+            if (r < 0 || !*v)
+                status = app_usage_error(self, "--dir needs a folder");
+            else
+                app_dir = v;
+        } else if (strcmp(argv[i], "-f") == 0 || strncmp(argv[i], "--file", 6) == 0) {
+            status = app_usage_error(self, "the manifest is embedded in this app");
+        } else {
+            args[n++] = argv[i];
+        }
+    }
+    if (status < 0)
+        status = strcmp(argv[1], "backup") == 0 ? keel_cmd_backup(n, args)
+                                                : keel_cmd_restore(n, args);
+    free(args);
+    return status;
+}
+
 int keel_app_main(int argc, char **argv, int *status)
 {
     char err[1024];
@@ -127,7 +169,10 @@ int keel_app_main(int argc, char **argv, int *status)
         return 1;
     }
     const char *self = self_name(argv[0]);
-    const char *dir = ".";
+    if (argc > 1 && (strcmp(argv[1], "backup") == 0 || strcmp(argv[1], "restore") == 0)) {
+        *status = store_command(self, argc, argv);
+        return 1;
+    }
     int print = 0;
     char label[PATH_MAX];
     manifest_label(label, sizeof label);
@@ -151,7 +196,7 @@ int keel_app_main(int argc, char **argv, int *status)
                 *status = app_usage_error(self, "--dir needs a folder");
                 return 1;
             }
-            dir = v;
+            app_dir = v;
         } else if ((r = keel_opt_value(argc, argv, &i, "--listen", &v)) != 0 ||
                    (r = keel_opt_value(argc, argv, &i, "--admin-listen", &v)) != 0) {
             if (r < 0 || !*v) {
@@ -173,6 +218,6 @@ int keel_app_main(int argc, char **argv, int *status)
             return 1;
         }
     }
-    *status = print ? print_manifest(dir) : keel_up_serve(nup, up, load_embedded, (void *)dir);
+    *status = print ? print_manifest(app_dir) : keel_cmd_up(nup, up);
     return 1;
 }

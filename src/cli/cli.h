@@ -20,18 +20,17 @@ int keel_cmd_restore(int argc, char **argv);
 int keel_cmd_alerts(int argc, char **argv);
 int keel_cmd_build(int argc, char **argv);
 
-/* keel up with the manifest from load() instead of -f FILE (an app built
- * by keel build; app.c). load returns 0 or a negative KEEL_E* with the
- * text in err. NULL: keel_manifest_load(FILE). */
-struct keel_manifest;
-typedef int (*keel_manifest_loader)(void *ud, struct keel_manifest **out, char *err,
-                                    size_t errlen);
-int keel_up_serve(int argc, char **argv, keel_manifest_loader load, void *ud);
-
 /* When this executable is an app built by keel build, runs it (argv as
  * main's) and returns 1 with the exit status in *status; 0 for a plain
  * keel. */
 int keel_app_main(int argc, char **argv, int *status);
+
+/* How subcommands load the manifest FILE: keel_manifest_load, except in
+ * an app (app.c), where it is the embedded manifest whatever FILE says. 0
+ * or a negative KEEL_E* with the text in err. */
+struct keel_manifest;
+int keel_cli_load_manifest(const char *file, struct keel_manifest **out, char *err,
+                           size_t errlen);
 
 /* The checks of keel check on a loaded manifest: every component's module
  * against what Keel provides, and data residency. Prints each problem as

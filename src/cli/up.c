@@ -23,11 +23,6 @@ static void on_stop_signal(int sig)
 
 int keel_cmd_up(int argc, char **argv)
 {
-    return keel_up_serve(argc, argv, NULL, NULL);
-}
-
-int keel_up_serve(int argc, char **argv, keel_manifest_loader load, void *ud)
-{
     const char *file = "keel.yaml", *listen = NULL, *admin_listen = NULL;
     keel_process_mark_start();
     for (int i = 1; i < argc; i++) {
@@ -59,7 +54,7 @@ int keel_up_serve(int argc, char **argv, keel_manifest_loader load, void *ud)
     keel_host *h = NULL;
     keel_admin *admin = NULL;
     int status = KEEL_EXIT_FAIL;
-    if (load ? load(ud, &m, err, sizeof err) : keel_manifest_load(file, &m, err, sizeof err)) {
+    if (keel_cli_load_manifest(file, &m, err, sizeof err)) {
         fprintf(stderr, "keel: %s\n", err);
         return KEEL_EXIT_FAIL;
     }

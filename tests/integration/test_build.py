@@ -340,3 +340,46 @@ def test_module_shared_by_two_components_is_stored_once_and_loaded_twice(
         assert fetch(srv.port, "GET", "/two") == (201, b"created\n")
     finally:
         assert srv.stop() == 0, srv.log()
+
+
+def test_app_backs_up_and_restores_its_store(shop_app):
+    """`APP backup` / `APP restore` are keel backup / restore on the embedded
+    manifest, the store found under --dir."""
+    tmp, _, app = shop_app
+    d = run_dir(tmp, app, "backup")
+    env = bare_env(tmp)
+    srv = Server([d / "app", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"],
+                 d, env, tmp / "backup-app.log")
+    try:
+        status, body = fetch(srv.port, "POST", "/api/login", ALICE)
+        assert status == 200, body
+        token = json.loads(body)["token"]
+        cart = json.dumps({"items": [{"id": "mug", "qty": 3}]}).encode()
+        auth = {"Authorization": f"Bearer {token}"}
+        assert fetch(srv.port, "POST", "/api/cart", cart, auth)[0] == 200
+        before = fetch(srv.port, "GET", "/api/cart", None, auth)
+    finally:
+        assert srv.stop() == 0, srv.log()
+
+    elsewhere = tmp / "backup-cwd"
+    elsewhere.mkdir()
+    r = subprocess.run([d / "app", "backup", "--store", "carts", "-o", elsewhere / "carts.bak",
+                        "--dir", d], cwd=elsewhere, env=env, capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert f"({d / 'state' / 'carts.db'})" in r.stdout.decode(), r.stdout
+    assert (elsewhere / "carts.bak.sha256").is_file()
+
+    (d / "state" / "carts.db").unlink()   # lose the data
+    r = subprocess.run([d / "app", "restore", "--store", "carts", elsewhere / "carts.bak"],
+                       cwd=d, env=env, capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    srv = Server([d / "app", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"],
+                 d, env, tmp / "backup-app2.log")
+    try:
+        assert fetch(srv.port, "GET", "/api/cart", None, auth) == before
+    finally:
+        assert srv.stop() == 0, srv.log()
+
+    r = subprocess.run([d / "app", "backup", "-f", "keel.yaml", "--store", "carts", "-o", "x"],
+                       cwd=d, env=env, capture_output=True, timeout=60)
+    assert r.returncode == 2 and "the manifest is embedded" in r.stderr.decode(), r.stderr
