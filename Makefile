@@ -11,7 +11,8 @@ SAN      ?=
 CFLAGS   := -std=c17 $(OPT) -Wall -Wextra -Werror -fvisibility=hidden \
             -D_GNU_SOURCE -Isrc $(SAN)
 LDFLAGS  := -rdynamic $(SAN)
-LIBS     := -lh2o-evloop -lfyaml -ltcc -lsqlite3 -lhiredis -ldl -lpthread -lm
+LIBS     := -lh2o-evloop -Wl,-Bstatic -lfyaml -ltcc -lsqlite3 -lhiredis -Wl,-Bdynamic \
+            -ldl -lpthread -lm
 
 WASM_CC     := clang --target=wasm32-wasi --sysroot=/usr
 WASM_CFLAGS := -O2 -Wall -Werror

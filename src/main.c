@@ -7,6 +7,9 @@
 
 int main(int argc, char **argv)
 {
+    int status;
+    if (keel_app_main(argc, argv, &status))   /* an app built by keel build */
+        return status;
     if (argc < 2)
         return keel_usage_error(NULL, "no command given");
     const char *cmd = argv[1];
@@ -32,6 +35,8 @@ int main(int argc, char **argv)
         return keel_cmd_alerts(argc - 1, argv + 1);
     if (strcmp(cmd, "ctl") == 0)
         return keel_cmd_ctl(argc - 1, argv + 1);
+    if (strcmp(cmd, "build") == 0)
+        return keel_cmd_build(argc - 1, argv + 1);
     if (strcmp(cmd, "compile") == 0)
         return keel_cmd_compile(argc - 1, argv + 1);
     return keel_usage_error(NULL, "unknown command \"%s\"", cmd);

@@ -185,3 +185,18 @@ int keel_read_file(const char *path, size_t max, char **out, size_t *len,
     *len = n;
     return 0;
 }
+
+int keel_write_all(int fd, const void *p, size_t n)
+{
+    const char *b = p;
+    while (n) {
+        ssize_t w = write(fd, b, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        b += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}

@@ -35,4 +35,8 @@ void keel_first_line(const char *path, char *buf, size_t len);
 int keel_read_file(const char *path, size_t max, char **out, size_t *len,
                    char *err, size_t errlen);
 
+/* Writes all n bytes to fd, retrying short writes and EINTR. 0, or -1
+ * with errno set. */
+int keel_write_all(int fd, const void *p, size_t n);
+
 #endif

@@ -65,7 +65,7 @@ static int parse(const char *cmd, int argc, char **argv, bool want_out, args *a)
 static const keel_store_cfg *find_store(const args *a, keel_manifest **m)
 {
     char err[2048];
-    if (keel_manifest_load(a->file, m, err, sizeof err)) {
+    if (keel_cli_load_manifest(a->file, m, err, sizeof err)) {
         fprintf(stderr, "keel: %s\n", err);
         return NULL;
     }

@@ -140,6 +140,14 @@ static void residency_line(void *arg, const char *line)
     fprintf(stderr, "%s\n", line);
 }
 
+int keel_check_manifest(const keel_manifest *m)
+{
+    int nerr = 0;
+    for (size_t i = 0; i < m->ncomponents; i++)
+        nerr += check_component(m, &m->components[i]);
+    return nerr + keel_residency_check(m, true, residency_line, NULL);
+}
+
 int keel_cmd_check(int argc, char **argv)
 {
     const char *file = NULL;
@@ -174,10 +182,7 @@ int keel_cmd_check(int argc, char **argv)
         fprintf(stderr, "%s\n", err);
         return KEEL_EXIT_FAIL;
     }
-    int nerr = 0;
-    for (size_t i = 0; i < m->ncomponents; i++)
-        nerr += check_component(m, &m->components[i]);
-    nerr += keel_residency_check(m, true, residency_line, NULL);
+    int nerr = keel_check_manifest(m);
     if (explain)
         keel_residency_explain(m, stdout);
     if (!nerr)

@@ -3,6 +3,8 @@
 #ifndef KEEL_CLI_CLI_H
 #define KEEL_CLI_CLI_H
 
+#include <stddef.h>
+
 #define KEEL_EXIT_OK 0
 #define KEEL_EXIT_FAIL 1
 #define KEEL_EXIT_USAGE 2
@@ -26,6 +28,24 @@ typedef struct keel_reloader keel_reloader;
 keel_reloader *keel_reloader_start(struct keel_live *l, struct keel_admin *a);
 void keel_reloader_stop(keel_reloader *r);
 int keel_cmd_audit(int argc, char **argv);
+int keel_cmd_build(int argc, char **argv);
+
+/* When this executable is an app built by keel build, runs it (argv as
+ * main's) and returns 1 with the exit status in *status; 0 for a plain
+ * keel. */
+int keel_app_main(int argc, char **argv, int *status);
+
+/* How subcommands load the manifest FILE: keel_manifest_load, except in
+ * an app (app.c), where it is the embedded manifest whatever FILE says. 0
+ * or a negative KEEL_E* with the text in err. */
+struct keel_manifest;
+int keel_cli_load_manifest(const char *file, struct keel_manifest **out, char *err,
+                           size_t errlen);
+
+/* The checks of keel check on a loaded manifest: every component's module
+ * against what Keel provides, and data residency. Prints each problem as
+ * FILE:LINE:COL: message on stderr; returns how many. */
+int keel_check_manifest(const struct keel_manifest *m);
 
 /* Usage text of a command ("run", "compile", NULL for the overview). */
 const char *keel_usage(const char *cmd);

@@ -15,6 +15,7 @@ static const char overview[] =
     "  run       run a WASI command module (wasm32-wasi) like a native program\n"
     "  compile   compile a module ahead of time into the cache\n"
     "  check     validate keel.yaml and its modules without compiling\n"
+    "  build     one executable: keel, the manifest and optimized components\n"
     "  alerts    print Prometheus SLO alert rules (or Alertmanager inhibit rules)\n"
     "  ctl       deploy, canary, promote, roll back, reload a running keel up\n"
     "  audit     verify or rotate the audit trail (admin.audit_log)\n"
@@ -89,6 +90,51 @@ static const char up_usage[] =
     "Logs are JSON lines on stderr (observability.log_format: text for plain\n"
     "text), one access log line per request; every response carries\n"
     "X-Request-Id. See docs/operations.md.\n";
+
+static const char build_usage[] =
+    "usage: keel build [-f FILE] -o APP [--cache DIR]\n"
+    "\n"
+    "Writes APP, one executable holding this keel, the manifest FILE (default\n"
+    "./keel.yaml) and every component's wasm with its optimized code. The\n"
+    "manifest is checked as keel check does and each module compiled with the\n"
+    "optimized tier (through the cache, DIR or $KEEL_CACHE); nothing is written\n"
+    "unless all of it succeeds. APP needs no compiler, wabt, wasm file or cache\n"
+    "at run time, and keel's shared libraries only (docs/operations.md).\n"
+    "\n"
+    "Running APP is keel up on the embedded manifest:\n"
+    "  APP [--listen HOST:PORT] [--admin-listen HOST:PORT] [--dir DIR]\n"
+    "  APP --print-manifest      what is inside: components, sha256s, manifest\n"
+    "  APP backup|restore ...    keel backup / keel restore on that manifest\n"
+    "Relative paths of the manifest (stores, admin files, files: folders,\n"
+    "backups) resolve against DIR (default: the current directory). Folders\n"
+    "under files: are data and are not embedded. A corrupt APP refuses to start.\n"
+    "\n"
+    "options:\n"
+    "  -f, --file FILE        the manifest (default keel.yaml)\n"
+    "  -o, --output APP       the executable to write (replaced atomically)\n"
+    "  --cache DIR            compile cache (default $KEEL_CACHE, ~/.cache/keel)\n"
+    "\n"
+    "exit status: 0 written, 1 on a problem (nothing written), 2 on a usage error.\n";
+
+static const char app_usage[] =
+    "usage: APP [--listen HOST:PORT] [--admin-listen HOST:PORT] [--dir DIR]\n"
+    "       APP --print-manifest [--dir DIR]\n"
+    "       APP backup --store NAME -o OUT [--dir DIR]\n"
+    "       APP restore --store NAME BACKUP [--dir DIR]\n"
+    "\n"
+    "An app built by keel build: serves its embedded manifest exactly as\n"
+    "keel up does (see keel help up), with its embedded optimized code;\n"
+    "backup and restore are keel backup and keel restore on that manifest.\n"
+    "\n"
+    "options:\n"
+    "  --listen HOST:PORT        override the manifest's listen address\n"
+    "  --admin-listen HOST:PORT  override admin.listen (default 127.0.0.1:9090)\n"
+    "  --dir DIR                 where the manifest's relative paths (stores,\n"
+    "                            admin files, files: folders, backups) resolve\n"
+    "                            (default: the current directory)\n"
+    "  --print-manifest          print the components (sha256 of each wasm)\n"
+    "                            and the manifest, then exit\n"
+    "  --version                 the version of the keel inside\n";
 
 static const char alerts_usage[] =
     "usage: keel alerts [-f FILE] [--alertmanager] [--runbook-base URL]\n"
@@ -216,6 +262,10 @@ const char *keel_usage(const char *cmd)
         return compile_usage;
     if (cmd && strcmp(cmd, "alerts") == 0)
         return alerts_usage;
+    if (cmd && strcmp(cmd, "build") == 0)
+        return build_usage;
+    if (cmd && strcmp(cmd, "app") == 0)
+        return app_usage;
     return overview;
 }
 
@@ -247,7 +297,7 @@ int keel_cmd_help(int argc, char **argv)
     if (cmd && strcmp(cmd, "run") && strcmp(cmd, "compile") && strcmp(cmd, "check") &&
         strcmp(cmd, "up") && strcmp(cmd, "help") && strcmp(cmd, "backup") &&
         strcmp(cmd, "restore") && strcmp(cmd, "alerts") && strcmp(cmd, "ctl") &&
-        strcmp(cmd, "audit"))
+        strcmp(cmd, "audit") && strcmp(cmd, "build"))
         return keel_usage_error(NULL, "unknown command \"%s\"", cmd);
     fputs(keel_usage(cmd), stdout);
     return KEEL_EXIT_OK;

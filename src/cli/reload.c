@@ -61,6 +61,7 @@ keel_reloader *keel_reloader_start(keel_live *l, keel_admin *a)
     r->live = l;
     r->admin = a;
     keel_live_on_swap(l, follow_host, a);
+    keel_live_set_loader(l, keel_cli_load_manifest);
     keel_admin_set_reload(a, admin_reload, r);
     sem_init(&hup_sem, 0, 0);
     if (pthread_create(&r->thread, NULL, reload_main, r) != 0) {

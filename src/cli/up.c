@@ -97,7 +97,7 @@ int keel_cmd_up(int argc, char **argv)
     keel_reloader *reloader = NULL;
     bool abandoned = false;
     int status = KEEL_EXIT_FAIL;
-    if (keel_manifest_load(file, &m, err, sizeof err)) {
+    if (keel_cli_load_manifest(file, &m, err, sizeof err)) {
         fprintf(stderr, "keel: %s\n", err);
         return KEEL_EXIT_FAIL;
     }

@@ -462,6 +462,13 @@ static int parse_wasm(ctx *c, const keel_ynode *v, keel_component_cfg *cc)
     int rc = get_string(c, v, "", "wasm", &rel);
     if (rc)
         return rc;
+    if (c->src) {   /* an app: the module is embedded, not a file */
+        char why[256] = "not embedded in this app";
+        cc->wasm = c->src->wasm(c->src->ud, cc->name, rel, why, sizeof why);
+        rc = cc->wasm ? 0 : fail(c, v->pos, "wasm '%s': %s", rel, why);
+        free(rel);
+        return rc;
+    }
     struct stat st;
     if (resolve_path(c, rel, &abs) != 0)
         rc = fail(c, v->pos, "wasm file '%s' not found (resolved to %s)", rel, abs);
@@ -713,6 +720,21 @@ static char *folder_of(const char *path)
     return realpath(buf, NULL);
 }
 
+/* Parses text into m (path and dir set) and validates it. */
+static int load_text(ctx *c, const char *text, size_t len, keel_manifest *m)
+{
+    char why[256];
+    c->dir = m->dir;
+    keel_ynode *root;
+    keel_pos epos;
+    int rc = keel_yaml_parse(text, len, &root, &epos, why, sizeof why);
+    if (rc)
+        return fail(c, epos, "%s", why);
+    rc = load_tree(c, root, m);
+    keel_ynode_free(root);
+    return rc;
+}
+
 int keel_manifest_load(const char *path, keel_manifest **out, char *err, size_t errlen)
 {
     *out = NULL;
@@ -727,23 +749,37 @@ int keel_manifest_load(const char *path, keel_manifest **out, char *err, size_t 
     keel_manifest *m = keel_mf_xcalloc(1, sizeof *m);
     m->path = keel_mf_xstrdup(path);
     m->dir = folder_of(path);
-    if (!m->dir) {
+    if (!m->dir)
         rc = keel_err(err, errlen, KEEL_EINVAL, "%s: cannot resolve its folder: %s", path,
                       strerror(errno));
-        goto out;
-    }
-    c.dir = m->dir;
-    keel_ynode *root;
-    keel_pos epos;
-    rc = keel_yaml_parse(text, len, &root, &epos, why, sizeof why);
-    if (rc) {
-        fail(&c, epos, "%s", why);
-        goto out;
-    }
-    rc = load_tree(&c, root, m);
-    keel_ynode_free(root);
-out:
+    else
+        rc = load_text(&c, text, len, m);
     free(text);
+    if (rc) {
+        keel_manifest_free(m);
+        return rc;
+    }
+    *out = m;
+    return 0;
+}
+
+int keel_manifest_load_text(const keel_manifest_text *src, keel_manifest **out, char *err,
+                            size_t errlen)
+{
+    *out = NULL;
+    ctx c = { .path = src->name, .src = src, .err = err, .errlen = errlen };
+    keel_manifest *m = keel_mf_xcalloc(1, sizeof *m);
+    m->path = keel_mf_xstrdup(src->name);
+    m->dir = realpath(src->dir, NULL);
+    int rc;
+    if (!m->dir)
+        rc = keel_err(err, errlen, KEEL_EINVAL, "%s: folder %s: %s", src->name, src->dir,
+                      strerror(errno));
+    else if (src->len > KEEL_MAX_MANIFEST_BYTES)
+        rc = keel_err(err, errlen, KEEL_ELIMIT, "%s: larger than %u bytes", src->name,
+                      KEEL_MAX_MANIFEST_BYTES);
+    else
+        rc = load_text(&c, src->text, src->len, m);
     if (rc) {
         keel_manifest_free(m);
         return rc;

@@ -231,6 +231,26 @@ int keel_manifest_load(const char *path, keel_manifest **out, char *err,
                        size_t errlen);
 void keel_manifest_free(keel_manifest *m);
 
+/* A manifest that is not a file of its own: the one an app built by
+ * `keel build` carries. Relative paths (stores, admin files, files: host
+ * folders) resolve against dir, which must exist; a component's wasm: is
+ * not looked for on disk but handed to wasm(), which returns what the
+ * model keeps as the component's wasm (malloc'd; what the engine is later
+ * asked to load), or NULL with the reason in why. */
+typedef struct keel_manifest_text {
+    const char *name;         /* for messages and m->path, e.g. "embedded:keel.yaml" */
+    const char *text;
+    size_t len;
+    const char *dir;
+    char *(*wasm)(void *ud, const char *component, const char *written, char *why,
+                  size_t whylen);
+    void *ud;
+} keel_manifest_text;
+
+/* Loads and validates src, as keel_manifest_load does a file. */
+int keel_manifest_load_text(const keel_manifest_text *src, keel_manifest **out, char *err,
+                            size_t errlen);
+
 /* The store called name, or NULL. */
 const keel_store_cfg *keel_manifest_store(const keel_manifest *m, const char *name);
 

@@ -18,6 +18,7 @@ typedef struct ctx {
     const char *path;          /* as given, for messages */
     const char *dir;           /* absolute folder of the manifest */
     const char *comp;          /* component being read, for messages */
+    const keel_manifest_text *src;   /* loaded from text (an app), else NULL */
     char *err;
     size_t errlen;
 } ctx;

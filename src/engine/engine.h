@@ -6,6 +6,9 @@
  *   fast: libtcc in process, milliseconds, never cached;
  *   opt:  the system C compiler (-O2) out of process, a shared object kept in
  *         the content-addressed cache (cache.c).
+ * In an app built by `keel build` the opt tier's shared objects are embedded
+ * (bundle.h): a module whose wasm digest has embedded code loads it from
+ * there, compiling nothing and touching no cache.
  * Then: link (bind each import to a host function or another module's
  * export), instantiate (per instance: memory, tables, globals, the import
  * instance pointers), call exports through keel_rt_invoke.
@@ -177,6 +180,11 @@ int keel_instance_call(keel_instance *inst, const char *name, uint64_t *vals,
 int keel_instance_call_n(keel_instance *inst, const char *name, size_t name_len,
                          uint64_t *vals, size_t nvals, const keel_rt_limits *limits,
                          keel_rt_outcome *out, char *err, size_t errlen);
+
+/* "VERSION CODEGEN-ID": what optimized code depends on in this Keel (its
+ * version and a hash of the sources that generate and compile C). An app
+ * built by `keel build` runs only on the Keel that built it. */
+const char *keel_engine_build_id(void);
 
 /* Hex sha256 key of the module's optimized object in the cache. */
 const char *keel_module_cache_key(const keel_module *m);

@@ -17,6 +17,7 @@
 #include "base/sha256.h"
 #include "base/version.h"
 #include "config/units.h"
+#include "engine/bundle.h"
 #include "engine/cache.h"
 #include "engine/split.h"
 #include "engine/translate.h"
@@ -212,6 +213,15 @@ static int register_code(keel_module *m, char *err, size_t errlen)
 static int load_native(keel_module *m, const keel_engine_opts *opts,
                        const uint8_t *bytes, size_t n, char *err, size_t errlen)
 {
+    const void *so;
+    size_t so_len;
+    if (opts->tier != KEEL_TIER_FAST && keel_bundle_code(m->digest, &so, &so_len)) {
+        /* an app built by keel build: its code is embedded, nothing compiles */
+        int rc = keel_native_open_image(so, so_len, m->digest, &m->native, err, errlen);
+        if (rc == 0)
+            m->tier = "opt";
+        return rc;
+    }
     keel_cache cache;
     int rc = keel_cache_open(&cache, opts->cache_dir, err, errlen);
     if (rc)
@@ -307,7 +317,8 @@ int keel_module_load(const char *path, const keel_engine_opts *opts,
     int rc = keel_rt_init();
     if (rc)
         return keel_err(err, errlen, rc, "cannot initialize the runtime");
-    rc = keel_read_file(path, KEEL_MAX_MODULE_BYTES, &bytes, &n, why, sizeof why);
+    rc = keel_bundle_wasm(path, &bytes, &n) ? 0
+         : keel_read_file(path, KEEL_MAX_MODULE_BYTES, &bytes, &n, why, sizeof why);
     if (rc)
         return keel_err(err, errlen, rc == KEEL_ELIMIT ? KEEL_ELIMIT : KEEL_EINVAL,
                         "%s: %s", path, why);
@@ -392,6 +403,7 @@ void keel_module_free(keel_module *m)
     free(m);
 }
 
+const char *keel_engine_build_id(void) { return KEEL_VERSION " " KEEL_CODEGEN_ID; }
 const char *keel_module_tier(const keel_module *m) { return m->tier; }
 const char *keel_module_digest(const keel_module *m) { return m->digest; }
 const char *keel_module_path(const keel_module *m) { return m->path; }

@@ -47,6 +47,12 @@ int keel_native_opt_build(const char *workdir, char *const *units, size_t nunits
 int keel_native_open(const char *so_path, keel_native **out, char *err,
                      size_t errlen);
 
+/* Loads a shared object held in memory (an app's embedded code, bundle.h):
+ * copied into a memfd (or, where those may not be executed, an unlinked
+ * file in $TMPDIR) and opened from there. name labels the memfd. */
+int keel_native_open_image(const void *so, size_t len, const char *name,
+                           keel_native **out, char *err, size_t errlen);
+
 const keel_glue_syms *keel_native_syms(const keel_native *n);
 /* [start, end) of the executable guest code, for keel_rt_register_code. */
 void keel_native_code_range(const keel_native *n, const void **start,

@@ -10,6 +10,10 @@ struct keel_native {
     void *code;
     size_t code_len;
     void *dl;          /* opt tier only */
+    int image_fd;      /* opt tier from memory: the file it was loaded from,
+                        * open while loaded so its /proc/self/fd name is
+                        * unique (dlopen matches objects by name); else -1
+                        * (meaningful only when dl is set) */
     const void *code_start, *code_end;
 };
 

@@ -254,29 +254,15 @@ static char *private_copy(const char *src)
     return path;
 }
 
-int keel_native_open(const char *so_path, keel_native **out, char *err,
-                     size_t errlen)
+/* Wraps the dlopen handle h (owned from here on) in a keel_native. */
+static int native_from_handle(void *h, int image_fd, keel_native **out, char *err,
+                              size_t errlen)
 {
-    char real[PATH_MAX];
-    if (!realpath(so_path, real))
-        return keel_err(err, errlen, KEEL_EIO, "%s: %s", so_path, strerror(errno));
-    char *copy = NULL;
-    if (already_loaded(real)) {
-        copy = private_copy(real);
-        if (!copy)
-            return keel_err(err, errlen, KEEL_EIO, "cannot copy %s", real);
-    }
-    void *h = dlopen(copy ? copy : real, RTLD_NOW | RTLD_LOCAL);
-    if (copy) {
-        unlink(copy);
-        free(copy);
-    }
-    if (!h)
-        return keel_err(err, errlen, KEEL_ECOMPILE, "loading compiled module: %s", dlerror());
     keel_native *n = calloc(1, sizeof *n);
     if (!n)
         abort();
     n->dl = h;
+    n->image_fd = image_fd;
     int rc = keel_native_bind_syms(&n->syms, dl_lookup, h, err, errlen);
     if (rc) {
         keel_native_free(n);
@@ -298,12 +284,77 @@ int keel_native_open(const char *so_path, keel_native **out, char *err,
     return 0;
 }
 
+int keel_native_open(const char *so_path, keel_native **out, char *err,
+                     size_t errlen)
+{
+    char real[PATH_MAX];
+    if (!realpath(so_path, real))
+        return keel_err(err, errlen, KEEL_EIO, "%s: %s", so_path, strerror(errno));
+    char *copy = NULL;
+    if (already_loaded(real)) {
+        copy = private_copy(real);
+        if (!copy)
+            return keel_err(err, errlen, KEEL_EIO, "cannot copy %s", real);
+    }
+    void *h = dlopen(copy ? copy : real, RTLD_NOW | RTLD_LOCAL);
+    if (copy) {
+        unlink(copy);
+        free(copy);
+    }
+    if (!h)
+        return keel_err(err, errlen, KEEL_ECOMPILE, "loading compiled module: %s", dlerror());
+    return native_from_handle(h, -1, out, err, errlen);
+}
+
+/* dlopen()s the file open as fd through its /proc/self/fd name. */
+static void *open_fd(int fd)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    return dlopen(path, RTLD_NOW | RTLD_LOCAL);
+}
+
+int keel_native_open_image(const void *so, size_t len, const char *name,
+                           keel_native **out, char *err, size_t errlen)
+{
+    char label[96];
+    snprintf(label, sizeof label, "keel-%.64s", name);
+    int fd = memfd_create(label, MFD_CLOEXEC);
+    void *h = NULL;
+    if (fd >= 0 && keel_write_all(fd, so, len) == 0)
+        h = open_fd(fd);
+    if (!h) {
+        /* memfds may be barred from holding code (vm.memfd_noexec): an
+         * unlinked temporary file instead */
+        if (fd >= 0)
+            close(fd);
+        const char *tmp = getenv("TMPDIR");
+        char path[PATH_MAX];
+        snprintf(path, sizeof path, "%s/keel-so-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+        fd = mkostemp(path, O_CLOEXEC);
+        if (fd < 0)
+            return keel_err(err, errlen, KEEL_EIO, "embedded code of %s: %s: %s", name, path,
+                            strerror(errno));
+        unlink(path);
+        if (keel_write_all(fd, so, len) == 0)
+            h = open_fd(fd);
+        if (!h) {
+            close(fd);
+            return keel_err(err, errlen, KEEL_ECOMPILE, "loading the embedded code of %s: %s",
+                            name, dlerror());
+        }
+    }
+    return native_from_handle(h, fd, out, err, errlen);
+}
+
 void keel_native_free(keel_native *n)
 {
     if (!n)
         return;
     if (n->dl)
         dlclose(n->dl);
+    if (n->dl && n->image_fd >= 0)
+        close(n->image_fd);
     if (n->code)
         munmap(n->code, n->code_len);
     free(n);

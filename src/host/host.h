@@ -182,6 +182,11 @@ typedef struct keel_live keel_live;
  * reloads build hosts. */
 keel_live *keel_live_new(keel_host *h, keel_manifest *m, const keel_host_opts *o);
 void keel_live_free(keel_live *l);
+/* How reloads read the manifest (default keel_manifest_load; an app built
+ * by keel build reads its embedded one). */
+typedef int (*keel_manifest_loader)(const char *path, keel_manifest **out, char *err,
+                                    size_t errlen);
+void keel_live_set_loader(keel_live *l, keel_manifest_loader load);
 /* Called under the reload lock with each new host once it serves (the
  * admin listener follows it). */
 void keel_live_on_swap(keel_live *l, void (*fn)(void *arg, keel_host *h), void *arg);

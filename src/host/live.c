@@ -44,6 +44,7 @@ struct keel_live {
     live_old *old;
     void (*on_swap)(void *arg, keel_host *h);
     void *on_swap_arg;
+    keel_manifest_loader load;    /* keel_manifest_load unless set */
 };
 
 static _Atomic uint64_t reloads_ok, reloads_failed;
@@ -59,6 +60,11 @@ keel_live *keel_live_new(keel_host *h, keel_manifest *m, const keel_host_opts *o
         l->opts = *o;
     pthread_mutex_init(&l->lock, NULL);
     return l;
+}
+
+void keel_live_set_loader(keel_live *l, keel_manifest_loader load)
+{
+    l->load = load;
 }
 
 void keel_live_on_swap(keel_live *l, void (*fn)(void *arg, keel_host *h), void *arg)
@@ -169,7 +175,7 @@ int keel_live_reload(keel_live *l, const char *who, char *err, size_t errlen)
     const char *path = l->m->path;
     keel_manifest *m = NULL;
     keel_host *h = NULL;
-    int rc = keel_manifest_load(path, &m, err, errlen);
+    int rc = (l->load ? l->load : keel_manifest_load)(path, &m, err, errlen);
     if (!rc)
         rc = keel_host_new(m, &l->opts, &h, err, errlen);
     if (rc) {
