@@ -93,6 +93,19 @@ static void reply_buf(h2o_req_t *req, int status, const char *ctype, keel_buf *b
     keel_buf_free(b);
 }
 
+/* A JSON error answer {"error": why}; a 401 also names the scheme. */
+static void reply_error(h2o_req_t *req, int status, const char *why)
+{
+    keel_buf b = { 0 };
+    if (status == 401)
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL,
+                       H2O_STRLIT("Bearer"));
+    keel_buf_puts(&b, "{\"error\":\"");
+    keel_buf_json(&b, why);
+    keel_buf_puts(&b, "\"}\n");
+    reply_buf(req, status, "application/json", &b);
+}
+
 static void job_req_disposed(void *p)
 {
     job_link *l = p;
@@ -168,13 +181,7 @@ static void start_deploy(keel_admin *a, h2o_req_t *req, const char *name)
     if (st) {
         pthread_mutex_unlock(&a->mu);
         keel_log(KEEL_LOG_WARN, "admin", "deploy of %s refused (%d): %s", name, st, why);
-        if (st == 401)
-            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL,
-                           H2O_STRLIT("Bearer"));
-        keel_buf_puts(&b, "{\"error\":\"");
-        keel_buf_json(&b, why);
-        keel_buf_puts(&b, "\"}\n");
-        reply_buf(req, st, "application/json", &b);
+        reply_error(req, st, why);
         free(j);
         return;
     }
@@ -236,13 +243,7 @@ static void serve_reload(keel_admin *a, h2o_req_t *req)
     if (!st && fn(arg, who, why, sizeof why) != 0)
         st = 422;
     if (st) {
-        if (st == 401)
-            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL,
-                           H2O_STRLIT("Bearer"));
-        keel_buf_puts(&b, "{\"error\":\"");
-        keel_buf_json(&b, why);
-        keel_buf_puts(&b, "\"}\n");
-        reply_buf(req, st, "application/json", &b);
+        reply_error(req, st, why);
         return;
     }
     pthread_mutex_lock(&a->mu);
