@@ -356,7 +356,7 @@ class Soak:
             "",
             "| figure | value |",
             "| --- | --- |",
-            f"| shop requests served (wrk) | {total} ({total / max(1, len(rows) * self.sample_s):.0f}/s) |",
+            f"| shop requests served (wrk) | {total} ({total / max(1.0, rows[-1]['t_s'] if rows else 1):.0f} per second of the run) |",
             f"| shop 5xx + socket errors | {s5} (error ratio {s5 / max(1, total):.6f}) |",
             f"| shop 4xx (expected: unknown product, full cart) | {s4} |",
             f"| trapping requests / their 500s | {trap} / {trap5} |",
