@@ -74,11 +74,7 @@ TRAPPER_YAML = """
   # Added by bench/soak: a component that traps on every request.
   trapper:
     wasm: {trap}
-    routes:
-      - path: /trap
-        operation: trap
-      - path: /oob
-        operation: oob
+    routes: [{{ path: /trap, operation: trap }}, {{ path: /oob, operation: oob }}]
     limits: {{ memory: 4MiB, timeout: 1s }}
 """
 
