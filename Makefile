@@ -81,9 +81,10 @@ $(BUILD)/guests/%.wasm: tests/guests/%.c
 	@mkdir -p $(dir $@)
 	$(WASM_CC) $(WASM_CFLAGS) $< -o $@
 
-$(BUILD)/hostile/%.wasm: tests/hostile/%.c
+# Hostile guests are WASI commands, except wapc_*.c: waPC reactors on sdk/c.
+$(BUILD)/hostile/%.wasm: tests/hostile/%.c sdk/c/keel.h
 	@mkdir -p $(dir $@)
-	$(WASM_CC) $(WASM_CFLAGS) $< -o $@
+	$(WASM_CC) $(WASM_CFLAGS) $(if $(filter wapc_%,$*),-mexec-model=reactor -Isdk/c) $< -o $@
 
 $(BUILD)/components/%.wasm: tests/components/%.c sdk/c/keel.h
 	@mkdir -p $(dir $@)

@@ -105,6 +105,11 @@ static uint32_t HOST_FN(host_call)(CTX, uint32_t bd_ptr, uint32_t bd_len, uint32
                               KEEL_HOST_MAX_CALL_DEPTH, name);
     if (keel_rt_now_ns() >= c->rq->deadline_ns) {
         c->rq->deadline_hit = true;
+        /* Past the deadline the caller is stopped here, not handed an error
+         * to loop on: a guest calling in a loop spends nearly all its time
+         * in this function, where the watchdog's signal cannot end it, and
+         * would outlive its deadline by seconds. Nothing is held yet. */
+        keel_rt_check_deadline();
         return host_call_fail(c, "deadline exceeded before calling %s", name);
     }
 
