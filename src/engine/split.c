@@ -174,8 +174,12 @@ size_t keel_split_c(const char *text, size_t len, size_t unit_bytes,
         code += (size_t)(le - p);
         if (is_func_line(p, le, ") {\n")) {
             if (code >= unit_bytes) {
-                if (n == cap && !(out = realloc(out, (cap *= 2) * sizeof *out)))
-                    abort();
+                if (n == cap) {
+                    char **grown = realloc(out, (cap *= 2) * sizeof *out);
+                    if (!grown)
+                        abort();
+                    out = grown;
+                }
                 out[n++] = cur.p;
                 memset(&cur, 0, sizeof cur);
                 code = (size_t)(le - p);
@@ -189,8 +193,12 @@ size_t keel_split_c(const char *text, size_t len, size_t unit_bytes,
         p = le;
     }
     if (cur.len) {
-        if (n == cap && !(out = realloc(out, (cap + 1) * sizeof *out)))
-            abort();
+        if (n == cap) {
+            char **grown = realloc(out, (cap + 1) * sizeof *out);
+            if (!grown)
+                abort();
+            out = grown;
+        }
         out[n++] = cur.p;
     }
     free(shared.p);

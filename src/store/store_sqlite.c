@@ -329,8 +329,10 @@ static int sq_keys(keel_store *st, const void *prefix, size_t plen, keel_kv_byte
         }
         while (len + n + 1 > cap)
             cap *= 2;
-        if (!(buf = realloc(buf, cap)))
+        uint8_t *grown = realloc(buf, cap);
+        if (!grown)
             abort();
+        buf = grown;
         if (n)
             memcpy(buf + len, k, n);
         len += n;
