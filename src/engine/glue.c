@@ -366,7 +366,7 @@ static long parse_instance_struct(const char *c, size_t len, layout_field **out)
         return -1;
     /* Strip comments as the C compiler does, collapse whitespace. */
     size_t n = (size_t)(e - b);
-    char *body = malloc(n + 1);
+    char *body = calloc(n + 1, 1);
     if (!body)
         abort();
     size_t k = 0;
