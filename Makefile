@@ -170,7 +170,7 @@ LINT_DEFS  := -D_GNU_SOURCE -DKEEL_CODEGEN_ID='"lint"'
 LINT_SRC   := $(SRC) src/main.c
 LINT_HDR   := $(wildcard src/*/*.h)
 LINT_TIDY  := $(LINT_SRC:src/%.c=$(BUILD)/lint/%.tidy)
-lint:
+lint: deps
 	@$(MAKE) --no-print-directory -j2 $(BUILD)/lint/cppcheck.ok $(LINT_TIDY)
 	@echo "lint: cppcheck and clang-tidy clean over $(words $(LINT_SRC)) files"
 
@@ -183,7 +183,8 @@ $(BUILD)/lint/cppcheck.ok: $(LINT_SRC) $(LINT_HDR) .cppcheck-suppressions
 
 $(BUILD)/lint/%.tidy: src/%.c $(LINT_HDR) .clang-tidy
 	@mkdir -p $(dir $@)
-	$(CLANG_TIDY) --quiet $< -- -std=c17 $(LINT_DEFS) -Isrc 2>$(@:.tidy=.log) || \
+	@echo "clang-tidy $<"
+	@$(CLANG_TIDY) --quiet $< -- -std=c17 $(LINT_DEFS) -Isrc 2>$(@:.tidy=.log) || \
 	    { cat $(@:.tidy=.log) >&2; exit 1; }
 	@touch $@
 

@@ -21,7 +21,7 @@ typedef struct buf {
 
 static void put(buf *b, const char *s, size_t n)
 {
-    if (b->len + n + 1 > b->cap) {
+    if (!b->p || b->len + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 4096;
         while (cap < b->len + n + 1)
             cap *= 2;
@@ -201,6 +201,8 @@ size_t keel_split_c(const char *text, size_t len, size_t unit_bytes,
             out = grown;
         }
         out[n++] = cur.p;
+    } else {
+        free(cur.p);   /* allocated by an empty put, or NULL */
     }
     free(shared.p);
     *units = out;

@@ -163,7 +163,7 @@ int keel_http_bind(keel_http_addr *a, int *fds, unsigned n, bool share, char *er
             return keel_err(err, errlen, KEEL_EIO, "listen %s: %s", shown, strerror(e));
         }
         if (a->port == 0) {
-            struct sockaddr_storage ss;
+            struct sockaddr_storage ss = { 0 };   /* getsockname fills it */
             socklen_t len = sizeof ss;
             if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0) {
                 int e = errno;
