@@ -171,8 +171,11 @@ LINT_SRC   := $(SRC) src/main.c
 LINT_HDR   := $(wildcard src/*/*.h)
 LINT_TIDY  := $(LINT_SRC:src/%.c=$(BUILD)/lint/%.tidy)
 lint: deps
-	@$(MAKE) --no-print-directory -j2 $(BUILD)/lint/cppcheck.ok $(LINT_TIDY)
+	@$(MAKE) --no-print-directory -j2 lint-files
 	@echo "lint: cppcheck and clang-tidy clean over $(words $(LINT_SRC)) files"
+
+.PHONY: lint-files
+lint-files: $(BUILD)/lint/cppcheck.ok $(LINT_TIDY)
 
 $(BUILD)/lint/cppcheck.ok: $(LINT_SRC) $(LINT_HDR) .cppcheck-suppressions
 	@mkdir -p $(dir $@)
