@@ -24,6 +24,7 @@ PACKAGES=(
   wrk                           # HTTP load in bench/kv
   prometheus prometheus-alertmanager   # observability tests: promtool, amtool, real daemons
   yamllint python3-yaml         # deploy/ tests: lint and read the Kubernetes objects
+  cppcheck clang-tidy-14        # make lint: static analysis of src/
 )
 
 missing=()

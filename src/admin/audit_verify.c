@@ -40,7 +40,7 @@ static int check_record(const char *name, size_t lineno, const char *line, size_
         if (r.seq != h->seq + 1)
             return keel_err(err, errlen, -1, "%s:%zu: record %zu: seq %llu where %llu was "
                             "expected (%s)", name, lineno, lineno, (unsigned long long)r.seq,
-                            (unsigned long long)(h->seq + 1),
+                            (unsigned long long)h->seq + 1,
                             r.seq > h->seq + 1 ? "a record before it is missing"
                             : "records were removed, reordered or repeated");
         if (strcmp(r.prev, h->hash)) {

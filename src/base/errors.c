@@ -3,7 +3,9 @@
 
 #include <stdio.h>
 
-int keel_err(char *err, size_t errlen, int code, const char *fmt, ...)
+/* The name is parenthesized so the analyzer-only macro in errors.h is not
+ * expanded here. */
+int (keel_err)(char *err, size_t errlen, int code, const char *fmt, ...)
 {
     if (err && errlen) {
         va_list ap;

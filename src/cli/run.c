@@ -109,14 +109,23 @@ static int report_trap(const char *module, const keel_rt_outcome *o)
     return KEEL_EXIT_TRAP;
 }
 
+/* Frees what parse_args allocated (the --dir host paths). */
+static void run_opts_free(run_opts *o)
+{
+    for (size_t i = 0; i < o->ndirs; i++)
+        free((char *)o->dirs[i].host);
+}
+
 int keel_cmd_run(int argc, char **argv)
 {
     run_opts o;
     memset(&o, 0, sizeof o);
     o.tier = KEEL_TIER_AUTO;
     int rc = parse_args(argc, argv, &o);
-    if (rc)
+    if (rc) {
+        run_opts_free(&o);
         return rc < 0 ? KEEL_EXIT_OK : rc;
+    }
 
     char err[1024];
     const keel_host_fn *tables[] = { keel_wasi_host_fns };
@@ -187,7 +196,6 @@ out:
     keel_wasi_free(wasi);
     keel_module_free(m);
     free(imports);
-    for (size_t i = 0; i < o.ndirs; i++)
-        free((char *)o.dirs[i].host);
+    run_opts_free(&o);
     return status;
 }

@@ -37,6 +37,10 @@ static int fail(ctx *c, keel_pos pos, const char *fmt, ...)
     }
     return KEEL_EINVAL;
 }
+#ifdef __clang_analyzer__
+/* As keel_mf_fail in manifest_int.h: the result is KEEL_EINVAL. */
+#define fail(...) (fail(__VA_ARGS__), KEEL_EINVAL)
+#endif
 
 char *keel_mf_xstrdup(const char *s)
 {
@@ -101,7 +105,7 @@ static int want(ctx *c, const keel_ynode *v, keel_ykind kind, const char *where,
 }
 
 /* The helpers other files of src/config use (manifest_int.h). */
-int keel_mf_fail(ctx *c, keel_pos pos, const char *fmt, ...)
+int (keel_mf_fail)(ctx *c, keel_pos pos, const char *fmt, ...)
 {
     char msg[1024];
     va_list ap;

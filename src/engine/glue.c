@@ -366,7 +366,7 @@ static long parse_instance_struct(const char *c, size_t len, layout_field **out)
         return -1;
     /* Strip comments as the C compiler does, collapse whitespace. */
     size_t n = (size_t)(e - b);
-    char *body = malloc(n + 1);
+    char *body = calloc(n + 1, 1);
     if (!body)
         abort();
     size_t k = 0;
@@ -517,7 +517,7 @@ int keel_glue_write(FILE *f, const wasm_info *info, const char *generated_c,
             return rc;
     }
 
-    const char *mods[4096];
+    const char *mods[4096] = { 0 };
     size_t nmods = keel_glue_import_modules(info, mods, 4096);
     fprintf(f, "KEEL_GLUE_API size_t keel_glue_instance_size(void) { return sizeof(Z_%s_instance_t); }\n", M);
     fprintf(f, "KEEL_GLUE_API void keel_glue_init_module(void) { Z_%s_init_module(); }\n", M);

@@ -396,7 +396,7 @@ int keel_instance_from_image(keel_image *img, void *const *import_instances,
     in->memory_limit_pages = memory_limit_pages;
     const keel_glue_layout *lay = img->lay;
     for (int32_t i = 0; i < lay->nimports; i++)
-        memcpy(inst + lay->imports[i], &import_instances[i], sizeof(void *));
+        memcpy(inst + lay->imports[i], &import_instances[i], sizeof import_instances[i]);
     /* Nothing owned yet: a failure below frees through the generated code. */
     for (uint32_t i = 0; i < img->nmems; i++)
         memset(inst + img->mems[i].off, 0, sizeof(wasm_rt_memory_t));

@@ -127,6 +127,9 @@ int keel_instance_call_n(keel_instance *in, const char *name, size_t name_len,
             memcmp(in->m->info.exports[i].name, name, name_len) == 0 &&
             in->m->info.exports[i].kind == KEEL_EXTERN_FUNC)
             x = &in->m->info.exports[i];
+    if (!x)   /* the glue's exports come from info: not reached */
+        return keel_err(err, errlen, KEEL_EINVAL, "no exported function \"%.*s\"",
+                        (int)name_len, name);
     size_t np = strcspn(x->sig, ":"), nr = strlen(x->sig) - np - 1;
     if (nvals < np || nvals < nr)
         return keel_err(err, errlen, KEEL_EINVAL, "\"%.*s\" needs %zu values, got %zu",
@@ -158,6 +161,8 @@ int keel_instance_global(keel_instance *in, const char *name, uint64_t *val)
         if (in->m->info.exports[i].name_len == len &&
             memcmp(in->m->info.exports[i].name, name, len) == 0)
             x = &in->m->info.exports[i];
+    if (!x)   /* the glue's exports come from info: not reached */
+        return KEEL_EINVAL;
     void *(*acc)(void *);
     memcpy(&acc, &e->addr, sizeof acc);
     void *p = acc(in->inst);

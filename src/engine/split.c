@@ -21,7 +21,7 @@ typedef struct buf {
 
 static void put(buf *b, const char *s, size_t n)
 {
-    if (b->len + n + 1 > b->cap) {
+    if (!b->p || b->len + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 4096;
         while (cap < b->len + n + 1)
             cap *= 2;
@@ -31,7 +31,8 @@ static void put(buf *b, const char *s, size_t n)
         b->p = p;
         b->cap = cap;
     }
-    memcpy(b->p + b->len, s, n);
+    if (n)
+        memcpy(b->p + b->len, s, n);
     b->len += n;
     b->p[b->len] = '\0';
 }
@@ -174,8 +175,12 @@ size_t keel_split_c(const char *text, size_t len, size_t unit_bytes,
         code += (size_t)(le - p);
         if (is_func_line(p, le, ") {\n")) {
             if (code >= unit_bytes) {
-                if (n == cap && !(out = realloc(out, (cap *= 2) * sizeof *out)))
-                    abort();
+                if (n == cap) {
+                    char **grown = realloc(out, (cap *= 2) * sizeof *out);
+                    if (!grown)
+                        abort();
+                    out = grown;
+                }
                 out[n++] = cur.p;
                 memset(&cur, 0, sizeof cur);
                 code = (size_t)(le - p);
@@ -189,9 +194,15 @@ size_t keel_split_c(const char *text, size_t len, size_t unit_bytes,
         p = le;
     }
     if (cur.len) {
-        if (n == cap && !(out = realloc(out, (cap + 1) * sizeof *out)))
-            abort();
+        if (n == cap) {
+            char **grown = realloc(out, (cap + 1) * sizeof *out);
+            if (!grown)
+                abort();
+            out = grown;
+        }
         out[n++] = cur.p;
+    } else {
+        free(cur.p);   /* allocated by an empty put, or NULL */
     }
     free(shared.p);
     *units = out;

@@ -44,7 +44,7 @@ static int leb_u32(reader *r, uint32_t *v)
 {
     uint64_t result = 0;
     for (int shift = 0; shift < 35; shift += 7) {
-        uint8_t b;
+        uint8_t b = 0;
         if (u8(r, &b))
             return -1;
         result |= (uint64_t)(b & 0x7f) << shift;
@@ -69,7 +69,7 @@ static int skip(reader *r, size_t n)
 static int skip_leb(reader *r)
 {
     for (int i = 0; i < 10; i++) {
-        uint8_t b;
+        uint8_t b = 0;
         if (u8(r, &b))
             return -1;
         if (!(b & 0x80))

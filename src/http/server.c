@@ -171,8 +171,11 @@ static void on_responses(h2o_multithread_receiver_t *r, h2o_linklist_t *messages
 {
     loop *lp = H2O_STRUCT_FROM_MEMBER(loop, responses, r);
     srv *s = lp->s;
-    while (!h2o_linklist_is_empty(messages)) {
-        job *j = H2O_STRUCT_FROM_MEMBER(job, msg.link, messages->next);
+    /* The next node is taken before j is freed (the static analyzer does not
+     * see that unlinking j advances *messages). */
+    for (h2o_linklist_t *l = messages->next, *next; l != messages; l = next) {
+        next = l->next;
+        job *j = H2O_STRUCT_FROM_MEMBER(job, msg.link, l);
         h2o_linklist_unlink(&j->msg.link);
         h2o_req_t *req = j->req;
         h2o_iovec_t id = j->id;

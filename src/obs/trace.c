@@ -116,6 +116,8 @@ void keel_trace_new_id(uint8_t *id, size_t len)
 
 void keel_span_text(char *dst, size_t cap, const char *src, size_t len)
 {
+    if (!cap)
+        return;
     if (!src)
         len = 0;
     if (len >= cap)

@@ -174,7 +174,7 @@ static int verify_db(sqlite3 *db, const char *src, char *err, size_t errlen)
     int rc = sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &q, NULL);
     const char *res = NULL;
     char first[256] = "";
-    if (rc == SQLITE_OK && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+    if (rc == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW) {
         res = (const char *)sqlite3_column_text(q, 0);
         snprintf(first, sizeof first, "%s", res ? res : "");
     }

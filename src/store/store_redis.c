@@ -437,8 +437,10 @@ static int rd_keys(keel_store *st, const void *prefix, size_t plen, keel_kv_byte
         snprintf(cursor, sizeof cursor, "%s", rep->element[0]->str);
         if (nheld == capheld) {
             capheld = capheld ? capheld * 2 : 8;
-            if (!(held = realloc(held, capheld * sizeof *held)))
+            void *grown = realloc(held, capheld * sizeof *held);
+            if (!grown)
                 abort();
+            held = grown;
         }
         held[nheld++] = rep;
         redisReply *arr = rep->element[1];
@@ -448,8 +450,10 @@ static int rd_keys(keel_store *st, const void *prefix, size_t plen, keel_kv_byte
                 continue;
             if (nkeys == capkeys) {
                 capkeys = capkeys ? capkeys * 2 : 64;
-                if (!(keys = realloc(keys, capkeys * sizeof *keys)))
+                void *grown = realloc(keys, capkeys * sizeof *keys);
+                if (!grown)
                     abort();
+                keys = grown;
             }
             keys[nkeys++] = (store_key){ (const uint8_t *)e->str + spl, e->len - spl };
             bytes += e->len - spl + 1;

@@ -128,8 +128,8 @@ static conn *conn_open(const keel_store_cfg *cfg, char *err, size_t errlen)
         }
     }
     for (int i = 0; i < Q_N; i++)
-        if ((rc = sqlite3_prepare_v3(c->db, queries[i], -1, SQLITE_PREPARE_PERSISTENT,
-                                     &c->q[i], NULL)) != SQLITE_OK) {
+        if (sqlite3_prepare_v3(c->db, queries[i], -1, SQLITE_PREPARE_PERSISTENT,
+                               &c->q[i], NULL) != SQLITE_OK) {
             snprintf(err, errlen, "cannot prepare %s: %s", queries[i], sqlite3_errmsg(c->db));
             conn_free(c);
             return NULL;
@@ -329,8 +329,10 @@ static int sq_keys(keel_store *st, const void *prefix, size_t plen, keel_kv_byte
         }
         while (len + n + 1 > cap)
             cap *= 2;
-        if (!(buf = realloc(buf, cap)))
+        uint8_t *grown = realloc(buf, cap);
+        if (!grown)
             abort();
+        buf = grown;
         if (n)
             memcpy(buf + len, k, n);
         len += n;

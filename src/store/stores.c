@@ -40,7 +40,7 @@ int keel_stores_open(const keel_manifest *m, const char *only, keel_stores **out
         st->ops = cfg->backend == KEEL_STORE_SQLITE ? &keel_store_sqlite_ops
                                                     : &keel_store_redis_ops;
         char why[512];
-        if ((rc = st->ops->open(st, why, sizeof why))) {
+        if (st->ops->open(st, why, sizeof why)) {
             keel_err(err, errlen, KEEL_EINVAL, "%s:%d:%d: store %s: %s", m->path,
                      cfg->pos.line, cfg->pos.col, cfg->name, why);
             keel_stores_close(s);

@@ -233,6 +233,7 @@ int keel_wasi_new(const keel_wasi_config *cfg, struct keel_wasi **out,
         e->preopen = strdup(p->guest);
         uint64_t strip = p->readonly ? WASI_RIGHTS_WRITING : 0;
         e->rights_base = WASI_RIGHTS_DIR & ~strip;
+        /* NOLINTNEXTLINE(misc-redundant-expression): the two sets share bits by design */
         e->rights_inheriting = (WASI_RIGHTS_DIR | WASI_RIGHTS_FILE) & ~strip;
         if (!e->preopen) {
             keel_wasi_free(w);
