@@ -39,6 +39,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -564,6 +565,23 @@ typedef struct pending_slot {
 } pending_slot;
 static _Thread_local pending_slot pending[IMAGE_PENDING_MAX];
 static _Thread_local uint32_t npending;
+/* A thread that ends with resets pending does them on its way out (they
+ * hold references to their images): a destructor of this key. */
+static pthread_key_t pending_key;
+static pthread_once_t pending_once = PTHREAD_ONCE_INIT;
+static _Thread_local bool pending_registered;
+
+static void tidy_at_exit(void *unused)
+{
+    (void)unused;
+    keel_image_tidy();
+}
+
+static void pending_key_init(void)
+{
+    if (pthread_key_create(&pending_key, tidy_at_exit) != 0)
+        abort();
+}
 
 void keel_image_tidy(void)
 {
@@ -599,6 +617,11 @@ void keel_image_recycle(keel_instance *in)
     mem->pages = mem->size = 0;
     if (npending == IMAGE_PENDING_MAX)
         keel_image_tidy();
+    if (!pending_registered) {
+        pthread_once(&pending_once, pending_key_init);
+        pthread_setspecific(pending_key, &pending_registered);   /* any non-NULL */
+        pending_registered = true;
+    }
     atomic_fetch_add_explicit(&img->refs, 1, memory_order_relaxed);
     pending[npending++] = (pending_slot){ img, base, used };
 }
