@@ -252,7 +252,7 @@ static int open_fd(int fd, const char *path, char *err, size_t errlen)
     if (len && map == MAP_FAILED)
         return keel_err(err, errlen, KEEL_EIO, "%s: cannot map its payload: %s", path,
                         strerror(errno));
-    const uint8_t *p = len ? (const uint8_t *)map + (off - start) : (const uint8_t *)"";
+    const uint8_t *p = map ? (const uint8_t *)map + (off - start) : (const uint8_t *)"";
     keel_sha256 s;
     keel_sha256_init(&s);
     keel_sha256_update(&s, p, (size_t)len);
