@@ -162,7 +162,7 @@ typedef struct host_inv {
     host_component *comp;
     uint8_t span_id[8];
     char span_hex[17];
-    uint64_t start_mono, start_real, cpu_start, child_cpu;
+    uint64_t start_mono, cpu_start, child_cpu;
     const char *op;
     size_t op_len;
 } host_inv;
@@ -173,7 +173,7 @@ typedef struct host_req_obs {
     bool has_parent;
     uint8_t server_span[8];
     char trace_hex[33], span_hex[17];
-    uint64_t start_mono, start_real;
+    uint64_t start_mono;
     keel_log_ctx lc;
     const keel_log_ctx *prev_lc;
     host_inv *cur;                /* innermost running invocation */

@@ -30,6 +30,21 @@ static void on_log_drop(size_t comp)
     keel_metrics_log_dropped(keel_metrics_global, comp);
 }
 
+/* The route as labels show it: its path, "*" after a prefix; "-" for none.
+ * Cut to fit len (at least 2). */
+static void route_label(const keel_route *route, char *buf, size_t len)
+{
+    if (!route) {
+        memcpy(buf, "-", 2);
+        return;
+    }
+    size_t n = strnlen(route->path, len - 2);
+    memcpy(buf, route->path, n);
+    if (route->prefix)
+        buf[n++] = '*';
+    buf[n] = 0;
+}
+
 static void config_digest(keel_host *h);
 
 void host_obs_init(keel_host *h)
@@ -63,7 +78,7 @@ void host_obs_init(keel_host *h)
             char *l = malloc(len);
             if (!l)
                 abort();
-            snprintf(l, len, "%s%s", r->path, r->prefix ? "*" : "");
+            route_label(r, l, len);
             labels[nlabels++] = l;
             routes[i][j] = l;
         }
@@ -116,11 +131,28 @@ void host_obs_free(keel_host *h)
     h->metrics = NULL;
 }
 
+/* Copies text into a span field, cut at the field's size. */
+#define SPAN_TEXT(field, src, len) keel_span_text((field), sizeof(field), (src), (len))
+
 static uint64_t mono_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Span times are wall-clock nanoseconds (OTLP's Unix time). Rather than
+ * read a second clock per span edge, each thread keeps the offset between
+ * the wall clock and the monotonic one, re-read once a second, and
+ * converts the monotonic readings it already has. */
+static uint64_t real_of(uint64_t mono)
+{
+    static _Thread_local uint64_t tl_mono0, tl_off;
+    if (!tl_mono0 || mono - tl_mono0 > 1000000000ull) {
+        tl_off = keel_trace_now_ns() - mono_ns();
+        tl_mono0 = mono;
+    }
+    return mono + tl_off;
 }
 
 /* Reading a thread's CPU clock is a system call (about 2 us on a loaded
@@ -161,7 +193,6 @@ void host_obs_request_begin(host_request *rq, host_component *comp)
     (void)comp;
     host_req_obs *o = &rq->obs;
     o->start_mono = mono_ns();
-    o->start_real = keel_tracer_on() ? keel_trace_now_ns() : 0;
     o->cpu_sampled = rq->h->metrics && tl_cpu_turn++ % KEEL_OBS_CPU_SAMPLE == 0;
     const keel_request *req = rq->req;
     const keel_header *tp = req->headers ? find_header(req, "traceparent") : NULL;
@@ -182,19 +213,12 @@ void host_obs_request_begin(host_request *rq, host_component *comp)
     o->prev_lc = keel_log_ctx_set(&o->lc);
 }
 
-static void route_label(const keel_route *route, char *buf, size_t len)
-{
-    if (route)
-        snprintf(buf, len, "%s%s", route->path, route->prefix ? "*" : "");
-    else
-        snprintf(buf, len, "-");
-}
 
 void host_obs_request_end(host_request *rq, host_component *comp, const keel_route *route,
                           const keel_response *resp)
 {
     host_req_obs *o = &rq->obs;
-    uint64_t dur = mono_ns() - o->start_mono;
+    uint64_t end = mono_ns(), dur = end - o->start_mono;
     const keel_request *req = rq->req;
     int method = keel_metrics_method(req->method ? req->method : "", req->method_len);
     size_t ridx = route && comp->cfg->nroutes && route >= comp->cfg->routes &&
@@ -209,30 +233,30 @@ void host_obs_request_end(host_request *rq, host_component *comp, const keel_rou
     if (rq->h->m->obs.access_log && KEEL_LOG_INFO >= keel_log_min) {
         char path[512];
         keel_span_text(path, sizeof path, req->path, req->path ? req->path_len : 0);
-        keel_log_fields f = { .status = resp->status, .duration_ms = (double)dur / 1e6,
+        keel_log_fields f = { .status = resp->status, .duration_ns = (int64_t)dur,
                               .method = req->method, .path = path, .route = rl };
         keel_log_fields_queue(KEEL_LOG_INFO, comp->cfg->name, &f, "request");
     }
-    if (o->tc.sampled && keel_tracer_on()) {
-        keel_span s;
-        memset(&s, 0, sizeof s);
-        memcpy(s.trace_id, o->tc.trace_id, 16);
-        memcpy(s.span_id, o->server_span, 8);
+    keel_span *s = o->tc.sampled ? keel_span_begin() : NULL;
+    if (s) {
+        memcpy(s->trace_id, o->tc.trace_id, 16);
+        memcpy(s->span_id, o->server_span, 8);
         if (o->has_parent)
-            memcpy(s.parent_id, o->tc.span_id, 8);
-        s.kind = KEEL_SPAN_SERVER;
-        s.error = resp->status >= 500;
-        s.start_ns = o->start_real;
-        s.end_ns = keel_trace_now_ns();
-        s.http_status = resp->status;
-        snprintf(s.name, sizeof s.name, "%.15s %.47s", req->method ? req->method : "", rl);
-        keel_span_text(s.component, sizeof s.component, comp->cfg->name,
-                       strlen(comp->cfg->name));
-        keel_span_text(s.route, sizeof s.route, rl, strlen(rl));
-        keel_span_text(s.method, sizeof s.method, req->method, req->method_len);
-        keel_span_text(s.request_id, sizeof s.request_id, rq->id, strlen(rq->id));
-        keel_span_text(s.state, sizeof s.state, o->tc.state, strlen(o->tc.state));
-        keel_span_submit(&s);
+            memcpy(s->parent_id, o->tc.span_id, 8);
+        s->kind = KEEL_SPAN_SERVER;
+        s->error = resp->status >= 500;
+        s->start_ns = real_of(o->start_mono);
+        s->end_ns = real_of(end);
+        s->http_status = resp->status;
+        SPAN_TEXT(s->method, req->method, req->method_len);
+        SPAN_TEXT(s->name, req->method, req->method_len);
+        keel_span_append(s->name, sizeof s->name, " ", 1);
+        keel_span_append(s->name, sizeof s->name, rl, strlen(rl));
+        SPAN_TEXT(s->component, comp->cfg->name, strlen(comp->cfg->name));
+        SPAN_TEXT(s->route, rl, strlen(rl));
+        SPAN_TEXT(s->request_id, rq->id, strlen(rq->id));
+        SPAN_TEXT(s->state, o->tc.state, strlen(o->tc.state));
+        keel_span_commit(s);
     }
     keel_log_ctx_set(o->prev_lc);
 }
@@ -248,8 +272,6 @@ void host_obs_invoke_begin(host_request *rq, host_inv *inv, host_component *comp
     inv->op_len = op_len;
     inv->start_mono = mono_ns();
     inv->cpu_start = o->cpu_sampled ? cpu_ns() : 0;
-    if (o->tc.sampled && keel_tracer_on())
-        inv->start_real = keel_trace_now_ns();
     keel_trace_new_id(inv->span_id, 8);
     keel_trace_hex(inv->span_id, 8, inv->span_hex);
     o->cur = inv;
@@ -263,6 +285,7 @@ static const char *const outcome_text[] = {
 void host_obs_invoke_end(host_request *rq, host_inv *inv, keel_call_outcome outcome)
 {
     host_req_obs *o = &rq->obs;
+    uint64_t end = mono_ns();
     uint64_t total_cpu = o->cpu_sampled ? cpu_ns() - inv->cpu_start : 0;
     uint64_t self_cpu = total_cpu > inv->child_cpu ? total_cpu - inv->child_cpu : 0;
     keel_metrics *m = rq->h->metrics;
@@ -272,31 +295,32 @@ void host_obs_invoke_end(host_request *rq, host_inv *inv, keel_call_outcome outc
     if (parent) {
         parent->child_cpu += total_cpu;
         keel_metrics_call(m, parent->comp->index, inv->comp->index, outcome,
-                          mono_ns() - inv->start_mono);
+                          end - inv->start_mono);
     }
-    if (o->tc.sampled && keel_tracer_on()) {
-        keel_span s;
-        memset(&s, 0, sizeof s);
-        memcpy(s.trace_id, o->tc.trace_id, 16);
-        memcpy(s.span_id, inv->span_id, 8);
-        memcpy(s.parent_id, parent ? parent->span_id : o->server_span, 8);
-        s.kind = parent ? KEEL_SPAN_CLIENT : KEEL_SPAN_INTERNAL;
-        s.error = outcome != KEEL_CALL_OK;
-        s.start_ns = inv->start_real;
-        s.end_ns = keel_trace_now_ns();
+    keel_span *s = o->tc.sampled ? keel_span_begin() : NULL;
+    if (s) {
+        memcpy(s->trace_id, o->tc.trace_id, 16);
+        memcpy(s->span_id, inv->span_id, 8);
+        memcpy(s->parent_id, parent ? parent->span_id : o->server_span, 8);
+        s->kind = parent ? KEEL_SPAN_CLIENT : KEEL_SPAN_INTERNAL;
+        s->error = outcome != KEEL_CALL_OK;
+        s->start_ns = real_of(inv->start_mono);
+        s->end_ns = real_of(end);
         const char *name = inv->comp->cfg->name;
-        int ol = inv->op_len > 40 ? 40 : (int)inv->op_len;
-        snprintf(s.name, sizeof s.name, "%s %.20s/%.*s", parent ? "call" : "invoke", name, ol,
-                 inv->op ? inv->op : "");
-        keel_span_text(s.component, sizeof s.component, name, strlen(name));
-        keel_span_text(s.operation, sizeof s.operation, inv->op, inv->op ? inv->op_len : 0);
+        size_t nl = strlen(name), ol = inv->op ? inv->op_len : 0;
         if (parent)
-            keel_span_text(s.caller, sizeof s.caller, parent->comp->cfg->name,
-                           strlen(parent->comp->cfg->name));
-        keel_span_text(s.outcome, sizeof s.outcome, outcome_text[outcome],
-                       strlen(outcome_text[outcome]));
-        keel_span_text(s.request_id, sizeof s.request_id, rq->id, strlen(rq->id));
-        keel_span_submit(&s);
+            SPAN_TEXT(s->name, "call ", 5);
+        else
+            SPAN_TEXT(s->name, "invoke ", 7);
+        keel_span_append(s->name, sizeof s->name, name, nl > 20 ? 20 : nl);
+        keel_span_append(s->name, sizeof s->name, "/", 1);
+        keel_span_append(s->name, sizeof s->name, inv->op, ol);
+        SPAN_TEXT(s->component, name, nl);
+        SPAN_TEXT(s->operation, inv->op, ol);
+        if (parent)
+            SPAN_TEXT(s->caller, parent->comp->cfg->name, strlen(parent->comp->cfg->name));
+        SPAN_TEXT(s->outcome, outcome_text[outcome], strlen(outcome_text[outcome]));
+        keel_span_commit(s);
     }
     o->cur = parent;
     o->lc.span_id = parent ? parent->span_hex : o->span_hex;
@@ -394,7 +418,7 @@ void keel_host_metrics(keel_host *h, keel_buf *b)
 
 uint64_t host_obs_store_begin(const host_call *c)
 {
-    return c->rq->obs.tc.sampled && keel_tracer_on() ? keel_trace_now_ns() : 0;
+    return c->rq->obs.tc.sampled && keel_tracer_on() ? mono_ns() : 0;
 }
 
 void host_obs_store_end(const host_call *c, uint64_t start, const char *op,
@@ -404,23 +428,26 @@ void host_obs_store_end(const host_call *c, uint64_t start, const char *op,
         return;
     const host_req_obs *o = &c->rq->obs;
     const keel_store_cfg *cfg = keel_store_cfg_of((keel_store *)st);
-    keel_span s;
-    memset(&s, 0, sizeof s);
-    memcpy(s.trace_id, o->tc.trace_id, 16);
-    keel_trace_new_id(s.span_id, 8);
-    memcpy(s.parent_id, o->cur ? o->cur->span_id : o->server_span, 8);
-    s.kind = KEEL_SPAN_CLIENT;
-    s.error = rc < 0 && rc != KEEL_KV_ABSENT;
-    s.start_ns = start;
-    s.end_ns = keel_trace_now_ns();
-    snprintf(s.name, sizeof s.name, "kv %s %s", op, cfg->name);
+    keel_span *s = keel_span_begin();
+    if (!s)
+        return;
+    memcpy(s->trace_id, o->tc.trace_id, 16);
+    keel_trace_new_id(s->span_id, 8);
+    memcpy(s->parent_id, o->cur ? o->cur->span_id : o->server_span, 8);
+    s->kind = KEEL_SPAN_CLIENT;
+    s->error = rc < 0 && rc != KEEL_KV_ABSENT;
+    s->start_ns = real_of(start);
+    s->end_ns = real_of(mono_ns());
+    SPAN_TEXT(s->name, "kv ", 3);
+    keel_span_append(s->name, sizeof s->name, op, strlen(op));
+    keel_span_append(s->name, sizeof s->name, " ", 1);
+    keel_span_append(s->name, sizeof s->name, cfg->name, strlen(cfg->name));
     const char *name = c->comp->cfg->name;
-    keel_span_text(s.component, sizeof s.component, name, strlen(name));
-    keel_span_text(s.operation, sizeof s.operation, op, strlen(op));
-    keel_span_text(s.store, sizeof s.store, cfg->name, strlen(cfg->name));
-    s.db_system = cfg->backend == KEEL_STORE_REDIS ? "redis" : "sqlite";
+    SPAN_TEXT(s->component, name, strlen(name));
+    SPAN_TEXT(s->operation, op, strlen(op));
+    SPAN_TEXT(s->store, cfg->name, strlen(cfg->name));
+    s->db_system = cfg->backend == KEEL_STORE_REDIS ? "redis" : "sqlite";
     const char *outcome = rc >= 0 ? "ok" : keel_kv_strerror((int)rc);
-    keel_span_text(s.outcome, sizeof s.outcome, outcome, strlen(outcome));
-    keel_span_text(s.request_id, sizeof s.request_id, c->rq->id, strlen(c->rq->id));
-    keel_span_submit(&s);
+    SPAN_TEXT(s->outcome, outcome, strlen(outcome));
+    keel_span_commit(s);
 }

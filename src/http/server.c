@@ -18,7 +18,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <inttypes.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -56,7 +55,10 @@ static h2o_iovec_t request_id(loop *lp, h2o_req_t *req)
             return h2o_strdup(&req->pool, v.base, v.len);
     }
     char *id = h2o_mem_alloc_pool(&req->pool, 17);
-    snprintf(id, 17, "%016" PRIx64, keel_http_rand64(&lp->rng));
+    uint64_t r = keel_http_rand64(&lp->rng);
+    for (int i = 15; i >= 0; i--, r >>= 4)
+        id[i] = "0123456789abcdef"[r & 15];
+    id[16] = 0;
     return h2o_iovec_init(id, 16);
 }
 

@@ -117,6 +117,18 @@ static void field_str(line *l, const char *key, const char *v)
     }
 }
 
+/* v in decimal, at least `digits` digits (zero-padded). */
+static void put_uint(line *l, uint64_t v, int digits)
+{
+    char tmp[24];
+    size_t n = sizeof tmp;
+    do {
+        tmp[--n] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v || (int)(sizeof tmp - n) < digits);
+    put(l, tmp + n, sizeof tmp - n);
+}
+
 static void field_raw(line *l, const char *key, const char *v)
 {
     if (keel_log_fmt == KEEL_LOG_JSON) {
@@ -135,9 +147,16 @@ static void field_raw(line *l, const char *key, const char *v)
 static void vwrite_line(keel_log_level level, const char *component, const keel_log_fields *f,
                         bool queue, const char *fmt, va_list ap)
 {
-    char msg[LOG_MSG_BYTES];
-    int m = vsnprintf(msg, sizeof msg, fmt, ap);
-    size_t mlen = m < 0 ? 0 : (size_t)m >= sizeof msg ? sizeof msg - 1 : (size_t)m;
+    char buf[LOG_MSG_BYTES];
+    const char *msg = fmt;   /* a message with no conversion is its own text */
+    size_t mlen;
+    if (strchr(fmt, '%')) {
+        int m = vsnprintf(buf, sizeof buf, fmt, ap);
+        mlen = m < 0 ? 0 : (size_t)m >= sizeof buf ? sizeof buf - 1 : (size_t)m;
+        msg = buf;
+    } else {
+        mlen = strnlen(fmt, sizeof buf - 1);
+    }
 
     /* The date and time to the second change once a second: each thread
      * keeps its last one formatted. */
@@ -213,14 +232,16 @@ static void vwrite_line(keel_log_level level, const char *component, const keel_
                         l.buf[i] = '_';
             }
         }
-        char num[32];
-        if (f->status) {
-            snprintf(num, sizeof num, "%d", f->status);
-            field_raw(&l, "status", num);
+        if (f->status > 0) {
+            field_raw(&l, "status", "");
+            put_uint(&l, (uint64_t)f->status, 1);
         }
-        if (f->duration_ms >= 0) {
-            snprintf(num, sizeof num, "%.3f", f->duration_ms);
-            field_raw(&l, "duration_ms", num);
+        if (f->duration_ns >= 0) {
+            uint64_t us = ((uint64_t)f->duration_ns + 500) / 1000;
+            field_raw(&l, "duration_ms", "");
+            put_uint(&l, us / 1000, 1);
+            put(&l, ".", 1);
+            put_uint(&l, us % 1000, 3);
         }
     }
     if (keel_log_fmt == KEEL_LOG_JSON)

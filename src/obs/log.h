@@ -38,11 +38,12 @@ typedef struct keel_log_ctx {
  * previous one so nested users can restore it. */
 const keel_log_ctx *keel_log_ctx_set(const keel_log_ctx *ctx);
 
-/* Extra fields of one line (access log). status 0 and duration_ms < 0 are
- * left out; method/path NULL too. */
+/* Extra fields of one line (access log). status 0 and duration_ns < 0 are
+ * left out; method/path NULL too. The duration is written as duration_ms
+ * with three decimals (microseconds, rounded). */
 typedef struct keel_log_fields {
     int status;
-    double duration_ms;
+    int64_t duration_ns;
     const char *method;
     const char *path;
     const char *route;           /* overrides the context's */

@@ -15,6 +15,7 @@
 #include <netdb.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,11 +64,9 @@ bool keel_trace_sample_new(void)
     return t->sample >= 1 || keel_trace_uniform() < t->sample;
 }
 
-void keel_span_submit(const keel_span *s)
+/* The calling thread's ring of the running tracer (made on first use). */
+static ring *own_ring(tracer *t)
 {
-    tracer *t = atomic_load_explicit(&T, memory_order_acquire);
-    if (!t)
-        return;
     if (tl_owner != t) {
         ring *r = calloc(1, sizeof *r);
         if (!r)
@@ -79,29 +78,55 @@ void keel_span_submit(const keel_span *s)
         tl_ring = r;
         tl_owner = t;
     }
-    ring *r = tl_ring;
+    return tl_ring;
+}
+
+keel_span *keel_span_begin(void)
+{
+    tracer *t = atomic_load_explicit(&T, memory_order_acquire);
+    if (!t)
+        return NULL;
+    ring *r = own_ring(t);
     uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
     uint64_t head = atomic_load_explicit(&r->head, memory_order_acquire);
     if (tail - head >= KEEL_TRACE_RING_SPANS) {
         keel_metrics_spans(t->m, 0, 1);
-        return;
+        return NULL;
     }
-    r->slots[tail % KEEL_TRACE_RING_SPANS] = *s;
+    keel_span *s = &r->slots[tail % KEEL_TRACE_RING_SPANS];
+    /* the fixed part zeroed, each text field emptied: not the whole slot */
+    memset(s, 0, offsetof(keel_span, name));
+    s->name[0] = s->component[0] = s->operation[0] = s->caller[0] = 0;
+    s->route[0] = s->method[0] = s->request_id[0] = s->outcome[0] = 0;
+    s->state[0] = s->store[0] = 0;
+    s->db_system = NULL;
+    return s;
+}
+
+void keel_span_commit(keel_span *s)
+{
+    (void)s;   /* it is the slot at the tail: publishing moves the tail */
+    tracer *t = tl_owner;
+    ring *r = tl_ring;
+    uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+    uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
     atomic_store_explicit(&r->tail, tail + 1, memory_order_release);
     if (tail - head + 1 == KEEL_TRACE_RING_SPANS / 2)
         pthread_cond_signal(&t->cv);   /* no mutex: a lost wake-up costs one flush period */
 }
 
-/* ---- JSON ---- */
+/* ---- JSON ----
+ * The exporter writes ~600 bytes of JSON per span. It shares the CPUs
+ * with requests, so a span is written with one reservation of its worst
+ * case and plain stores: no printf, no per-piece bounds checks. */
 
-/* The exporter builds ~600 bytes of JSON per span: plain appends, no
- * printf, keep it cheap (it shares the CPUs with requests). */
-static void put_lit(keel_buf *b, const char *s)
-{
-    keel_buf_put(b, s, strlen(s));
-}
+/* Worst case of one span: the fixed text, every text field escaped at 6
+ * bytes a byte (\u00XX), ids in hex, numbers. */
+#define SPAN_JSON_MAX (1024u + 6u * sizeof(keel_span))
 
-static void put_u64(keel_buf *b, uint64_t v)
+#define LIT(p, s) (memcpy((p), (s), sizeof(s) - 1), (p) + sizeof(s) - 1)
+
+static char *put_u64(char *p, uint64_t v)
 {
     char tmp[24];
     size_t n = sizeof tmp;
@@ -109,27 +134,68 @@ static void put_u64(keel_buf *b, uint64_t v)
         tmp[--n] = (char)('0' + v % 10);
         v /= 10;
     } while (v);
-    keel_buf_put(b, tmp + n, sizeof tmp - n);
+    memcpy(p, tmp + n, sizeof tmp - n);
+    return p + (sizeof tmp - n);
 }
 
-static void put_hex(keel_buf *b, const uint8_t *id, size_t len)
+static char *put_hex(char *p, const uint8_t *id, size_t len)
 {
-    char hex[33];
-    keel_trace_hex(id, len, hex);
-    keel_buf_put(b, hex, 2 * len);
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < len; i++) {
+        *p++ = hex[id[i] >> 4];
+        *p++ = hex[id[i] & 15];
+    }
+    return p;
 }
 
-static void attr_str(keel_buf *b, bool *first, const char *key, const char *v)
+/* s (NUL-terminated, at most cap bytes read) as the inside of a JSON
+ * string: quotes, backslashes and control characters escaped. Runs of
+ * plain bytes (the usual case: names, ids) are found first and copied at
+ * once. */
+static char *put_json(char *p, const char *s, size_t cap)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t i = 0;
+    for (;;) {
+        size_t run = i;
+        unsigned char ch;
+        while (run < cap && (ch = (unsigned char)s[run]) >= 0x20 && ch != '"' && ch != '\\' &&
+               ch != 0x7f)
+            run++;
+        memcpy(p, s + i, run - i);
+        p += run - i;
+        if (run >= cap || !s[run])
+            return p;
+        ch = (unsigned char)s[run];
+        if (ch == '"' || ch == '\\') {
+            *p++ = '\\';
+            *p++ = (char)ch;
+        } else {
+            p = LIT(p, "\\u00");
+            *p++ = hex[ch >> 4];
+            *p++ = hex[ch & 15];
+        }
+        i = run + 1;
+    }
+}
+
+static char *attr_str(char *p, bool *first, const char *key, size_t keylen, const char *v,
+                      size_t cap)
 {
     if (!v || !v[0])
-        return;
-    put_lit(b, *first ? "{\"key\":\"" : ",{\"key\":\"");
-    put_lit(b, key);
-    put_lit(b, "\",\"value\":{\"stringValue\":\"");
-    keel_buf_json(b, v);
-    put_lit(b, "\"}}");
+        return p;
+    if (!*first)
+        *p++ = ',';
+    p = LIT(p, "{\"key\":\"");
+    memcpy(p, key, keylen);
+    p += keylen;
+    p = LIT(p, "\",\"value\":{\"stringValue\":\"");
+    p = put_json(p, v, cap);
+    p = LIT(p, "\"}}");
     *first = false;
+    return p;
 }
+#define ATTR(p, first, key, field) attr_str((p), (first), key, sizeof(key) - 1, (field), sizeof(field))
 
 static bool all_zero(const uint8_t *id, size_t len)
 {
@@ -141,47 +207,53 @@ static bool all_zero(const uint8_t *id, size_t len)
 
 static void span_json(keel_buf *b, const keel_span *s, bool first)
 {
-    put_lit(b, first ? "{\"traceId\":\"" : ",{\"traceId\":\"");
-    put_hex(b, s->trace_id, 16);
-    put_lit(b, "\",\"spanId\":\"");
-    put_hex(b, s->span_id, 8);
+    char *start = keel_buf_reserve(b, SPAN_JSON_MAX), *p = start;
+    if (!first)
+        *p++ = ',';
+    p = LIT(p, "{\"traceId\":\"");
+    p = put_hex(p, s->trace_id, 16);
+    p = LIT(p, "\",\"spanId\":\"");
+    p = put_hex(p, s->span_id, 8);
     if (!all_zero(s->parent_id, 8)) {
-        put_lit(b, "\",\"parentSpanId\":\"");
-        put_hex(b, s->parent_id, 8);
+        p = LIT(p, "\",\"parentSpanId\":\"");
+        p = put_hex(p, s->parent_id, 8);
     }
-    put_lit(b, "\",\"name\":\"");
-    keel_buf_json(b, s->name);
-    put_lit(b, "\",\"kind\":");
-    put_u64(b, (uint64_t)s->kind);
-    put_lit(b, ",\"startTimeUnixNano\":\"");
-    put_u64(b, s->start_ns);
-    put_lit(b, "\",\"endTimeUnixNano\":\"");
-    put_u64(b, s->end_ns);
-    put_lit(b, "\"");
+    p = LIT(p, "\",\"name\":\"");
+    p = put_json(p, s->name, sizeof s->name);
+    p = LIT(p, "\",\"kind\":");
+    p = put_u64(p, (uint64_t)s->kind);
+    p = LIT(p, ",\"startTimeUnixNano\":\"");
+    p = put_u64(p, s->start_ns);
+    p = LIT(p, "\",\"endTimeUnixNano\":\"");
+    p = put_u64(p, s->end_ns);
+    *p++ = '"';
     if (s->state[0]) {
-        put_lit(b, ",\"traceState\":\"");
-        keel_buf_json(b, s->state);
-        put_lit(b, "\"");
+        p = LIT(p, ",\"traceState\":\"");
+        p = put_json(p, s->state, sizeof s->state);
+        *p++ = '"';
     }
-    put_lit(b, ",\"attributes\":[");
+    p = LIT(p, ",\"attributes\":[");
     bool f = true;
-    attr_str(b, &f, "keel.component", s->component);
-    attr_str(b, &f, "keel.operation", s->operation);
-    attr_str(b, &f, "keel.caller", s->caller);
-    attr_str(b, &f, "keel.outcome", s->outcome);
-    attr_str(b, &f, "keel.request_id", s->request_id);
-    attr_str(b, &f, "keel.store", s->store);
+    p = ATTR(p, &f, "keel.component", s->component);
+    p = ATTR(p, &f, "keel.operation", s->operation);
+    p = ATTR(p, &f, "keel.caller", s->caller);
+    p = ATTR(p, &f, "keel.outcome", s->outcome);
+    p = ATTR(p, &f, "keel.request_id", s->request_id);
+    p = ATTR(p, &f, "keel.store", s->store);
     if (s->db_system)
-        attr_str(b, &f, "db.system", s->db_system);
-    attr_str(b, &f, "http.route", s->route);
-    attr_str(b, &f, "http.request.method", s->method);
+        p = attr_str(p, &f, "db.system", 9, s->db_system, KEEL_SPAN_TEXT);
+    p = ATTR(p, &f, "http.route", s->route);
+    p = ATTR(p, &f, "http.request.method", s->method);
     if (s->http_status) {
-        put_lit(b, f ? "" : ",");
-        put_lit(b, "{\"key\":\"http.response.status_code\",\"value\":{\"intValue\":\"");
-        put_u64(b, (uint64_t)s->http_status);
-        put_lit(b, "\"}}");
+        if (!f)
+            *p++ = ',';
+        p = LIT(p, "{\"key\":\"http.response.status_code\",\"value\":{\"intValue\":\"");
+        p = put_u64(p, (uint64_t)s->http_status);
+        p = LIT(p, "\"}}");
     }
-    put_lit(b, s->error ? "],\"status\":{\"code\":2}}" : "],\"status\":{\"code\":1}}");
+    p = s->error ? LIT(p, "],\"status\":{\"code\":2}}") : LIT(p, "],\"status\":{\"code\":1}}");
+    b->len += (size_t)(p - start);
+    b->data[b->len] = 0;
 }
 
 /* ---- HTTP ---- */

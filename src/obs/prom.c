@@ -21,6 +21,12 @@ static void reserve(keel_buf *b, size_t more)
     b->cap = cap;
 }
 
+char *keel_buf_reserve(keel_buf *b, size_t more)
+{
+    reserve(b, more);
+    return b->data + b->len;
+}
+
 void keel_buf_put(keel_buf *b, const char *s, size_t n)
 {
     reserve(b, n);

@@ -20,6 +20,9 @@ void keel_buf_printf(keel_buf *b, const char *fmt, ...) __attribute__((format(pr
 /* s as the inside of a JSON string (quotes, backslashes, controls escaped). */
 void keel_buf_json(keel_buf *b, const char *s);
 void keel_buf_free(keel_buf *b);
+/* Room for `more` bytes (and the NUL) past b->len; returns where they go.
+ * The caller writes there and then advances b->len itself. */
+char *keel_buf_reserve(keel_buf *b, size_t more);
 
 /* "# HELP name help\n# TYPE name type\n" (help escaped as the format asks). */
 void keel_prom_family(keel_buf *b, const char *name, const char *type, const char *help);

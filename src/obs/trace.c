@@ -127,6 +127,13 @@ void keel_span_text(char *dst, size_t cap, const char *src, size_t len)
     dst[len] = 0;
 }
 
+void keel_span_append(char *dst, size_t cap, const char *src, size_t len)
+{
+    size_t at = strnlen(dst, cap);
+    if (at < cap)
+        keel_span_text(dst + at, cap - at, src, len);
+}
+
 uint64_t keel_trace_now_ns(void)
 {
     struct timespec ts;

@@ -1,7 +1,7 @@
 /* trace.h — W3C trace context (traceparent parse/format, ids) and spans:
- * a finished span is handed to keel_span_submit, which copies it into the
- * calling thread's bounded ring (no lock, never blocks: a full ring drops
- * and counts). One background thread (otlp.c) drains the rings and posts
+ * a span is written straight into the calling thread's bounded ring
+ * (keel_span_begin/commit: no lock, never blocks; a full ring drops and
+ * counts). One background thread (otlp.c) drains the rings and posts
  * OTLP/HTTP JSON to the collector in batches; when the collector is down
  * the batch is dropped and counted, and the next one is tried as usual. */
 #ifndef KEEL_OBS_TRACE_H
@@ -75,10 +75,17 @@ void keel_tracer_stop(void);
 bool keel_tracer_on(void);
 /* Sampling decision for a trace that starts here. */
 bool keel_trace_sample_new(void);
-/* Queues a copy of s (sampled traces only; the caller checks). */
-void keel_span_submit(const keel_span *s);
+/* The calling thread's next ring slot, cleared (ids and times zero, text
+ * fields empty, db_system NULL), for a span of a sampled trace (the caller
+ * checks); NULL when no exporter runs or the ring is full (then counted as
+ * dropped). Fill it in place and hand it back with keel_span_commit before
+ * the thread begins another: filling the slot is the only copy made. */
+keel_span *keel_span_begin(void);
+void keel_span_commit(keel_span *s);
 /* Copies src into a span text field, cutting at the field's size. */
 void keel_span_text(char *dst, size_t cap, const char *src, size_t len);
+/* Appends src to the text already in dst, cutting at the field's size. */
+void keel_span_append(char *dst, size_t cap, const char *src, size_t len);
 
 uint64_t keel_trace_now_ns(void);   /* CLOCK_REALTIME ns */
 /* Uniform in [0, 1), from the per-thread generator. */

@@ -439,7 +439,7 @@ def test_traces_three_hop_chain_and_collector_outage(start_keel):
     trace = "4bf92f3577b34da6a3ce929d0e0e4736"
     parent = "00f067aa0ba902b7"
     r = srv.post("/a", b"b/call/c/echo/hop", headers={
-        "traceparent": f"00-{trace}-{parent}-01", "tracestate": "vendor=x"})
+        "traceparent": f"00-{trace}-{parent}-01", "tracestate": 'vendor=x,q="a\\b"'})
     assert r.body == b"hop"
     spans = coll.wait(lambda s: s["traceId"] == trace and attrs(s).get("keel.component") == "c")
     assert spans, "no span for c"
@@ -454,7 +454,7 @@ def test_traces_three_hop_chain_and_collector_outage(start_keel):
     call_c = by_name["call:c"]
     assert server["parentSpanId"] == parent and server["kind"] == 2
     assert attrs(server)["http.response.status_code"] == "200"
-    assert server["traceState"] == "vendor=x"
+    assert server["traceState"] == 'vendor=x,q="a\\b"'  # escaped in the JSON, intact here
     assert inv_a["parentSpanId"] == server["spanId"]
     assert call_b["parentSpanId"] == inv_a["spanId"] and call_b["kind"] == 3
     assert call_c["parentSpanId"] == call_b["spanId"]
@@ -464,6 +464,10 @@ def test_traces_three_hop_chain_and_collector_outage(start_keel):
     for s in mine:
         assert s["status"]["code"] == 1, s
         assert int(s["endTimeUnixNano"]) >= int(s["startTimeUnixNano"]) > 0
+        assert abs(int(s["startTimeUnixNano"]) / 1e9 - time.time()) < 60, s   # wall-clock time
+    for child, par in ((inv_a, server), (call_b, inv_a), (call_c, call_b)):   # nested in time
+        assert int(par["startTimeUnixNano"]) <= int(child["startTimeUnixNano"]), (par, child)
+        assert int(child["endTimeUnixNano"]) <= int(par["endTimeUnixNano"]), (par, child)
     assert len({s["spanId"] for s in mine}) == 4
     # a trap is an error span with outcome trap
     srv.get("/trap")

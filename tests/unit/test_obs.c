@@ -197,7 +197,7 @@ static void log_lines(void)
                        .span_id = "0123456789abcdef", .route = "/x" };
     const keel_log_ctx *old = keel_log_ctx_set(&c);
     keel_log(KEEL_LOG_WARN, "comp", "quote \" backslash \\ newline \n tab \t bell \a end");
-    keel_log_fields f = { .status = 200, .duration_ms = 1.5, .method = "GET", .path = "/p\"" };
+    keel_log_fields f = { .status = 200, .duration_ns = 1500000, .method = "GET", .path = "/p\"" };
     keel_log_fields_write(KEEL_LOG_INFO, "comp", &f, "request");
     keel_log_ctx_set(old);
     keel_log(KEEL_LOG_DEBUG, NULL, "below the level");
