@@ -27,6 +27,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "admin/admin_parse.h"
 #include "base/errors.h"
 #include "base/sha256.h"
 #include "obs/log.h"
@@ -52,75 +53,13 @@ static int status_of(int rc)
     }
 }
 
-/* The value of query parameter key in req ("" when present without '='),
- * copied into out; false when absent. */
+/* The value of query parameter key in req (keel_admin_query_param). */
 static bool query_param(h2o_req_t *req, const char *key, char *out, size_t len)
 {
     if (req->query_at == SIZE_MAX)
         return false;
-    const char *q = req->path.base + req->query_at + 1;
-    const char *end = req->path.base + req->path.len;
-    size_t kl = strlen(key);
-    while (q < end) {
-        const char *amp = memchr(q, '&', (size_t)(end - q));
-        const char *stop = amp ? amp : end;
-        if ((size_t)(stop - q) >= kl && memcmp(q, key, kl) == 0 &&
-            (q + kl == stop || q[kl] == '=')) {
-            const char *v = q + kl == stop ? stop : q + kl + 1;
-            size_t n = (size_t)(stop - v);
-            if (n >= len)
-                n = len - 1;
-            memcpy(out, v, n);
-            out[n] = '\0';
-            return true;
-        }
-        q = stop + 1;
-    }
-    return false;
-}
-
-/* A top-level member of a flat JSON object body: a string (no escapes
- * needed for what we read: hex, words) or a number, copied into out. 1
- * found, 0 absent, -1 malformed. */
-static int json_member(const char *body, size_t len, const char *key, char *out, size_t outlen)
-{
-    char pat[64];
-    int pl = snprintf(pat, sizeof pat, "\"%s\"", key);
-    const char *end = body + len;
-    for (const char *p = body; p + pl <= end; p++) {
-        if (memcmp(p, pat, (size_t)pl) != 0)
-            continue;
-        p += pl;
-        while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
-            p++;
-        if (p >= end || *p != ':')
-            return -1;
-        p++;
-        while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
-            p++;
-        const char *v = p, *ve;
-        if (p < end && *p == '"') {
-            v = ++p;
-            while (p < end && *p != '"' && *p != '\\')
-                p++;
-            if (p >= end || *p != '"')
-                return -1;
-            ve = p;
-        } else {
-            while (p < end && (*p == '-' || *p == '.' || (*p >= '0' && *p <= '9')))
-                p++;
-            ve = p;
-            if (ve == v)
-                return -1;
-        }
-        size_t n = (size_t)(ve - v);
-        if (n >= outlen)
-            return -1;
-        memcpy(out, v, n);
-        out[n] = '\0';
-        return 1;
-    }
-    return 0;
+    size_t at = req->query_at + 1;
+    return keel_admin_query_param(req->path.base + at, req->path.len - at, key, out, len);
 }
 
 /* mkdir -p for the state folder's two levels. */
@@ -233,8 +172,8 @@ static int canary(keel_host *h, h2o_req_t *req, const char *name, const char *wh
     char sha[80] = "", weight[32] = "", why[512];
     const char *body = req->entity.base ? req->entity.base : "";
     size_t blen = req->entity.base ? req->entity.len : 0;
-    if (json_member(body, blen, "wasm_sha256", sha, sizeof sha) != 1 ||
-        json_member(body, blen, "weight", weight, sizeof weight) != 1)
+    if (keel_admin_json_member(body, blen, "wasm_sha256", sha, sizeof sha) != 1 ||
+        keel_admin_json_member(body, blen, "weight", weight, sizeof weight) != 1)
         return fail(out, 400, "the body must be {\"wasm_sha256\": \"HEX\", \"weight\": 0..100}");
     char *end;
     long w = strtol(weight, &end, 10);
@@ -256,7 +195,8 @@ static int promote_or_rollback(keel_host *h, h2o_req_t *req, const char *name, b
         rc = keel_host_promote(h, name, who, why, sizeof why);
     } else {
         if (req->entity.base && req->entity.len &&
-            json_member(req->entity.base, req->entity.len, "why", reason, sizeof reason) < 0)
+            keel_admin_json_member(req->entity.base, req->entity.len, "why", reason,
+                                   sizeof reason) < 0)
             return fail(out, 400, "the body, when given, must be {\"why\": \"...\"}");
         rc = keel_host_rollback(h, name, who, reason[0] ? reason : NULL, why, sizeof why);
     }
