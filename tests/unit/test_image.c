@@ -4,7 +4,8 @@
  * template); what one instance writes (memory, globals, grown pages) is
  * never seen by the next or by one alive at the same time; reused memory is
  * back to the image's size with guard pages behind it; instances from one
- * image run on many threads at once; the instance memory limit applies;
+ * image run on many threads at once; memories freed together are reset
+ * together, each to the image; the instance memory limit applies;
  * a 1 MiB data segment comes through intact; modules an image cannot
  * reproduce (funcref globals) are refused. */
 #include <pthread.h>
@@ -241,6 +242,53 @@ static void writes_never_reach_the_next_instance(void **state)
     }
 }
 
+/* Many memories freed together are reset together (keel_image_tidy): each
+ * written page is back to the image's bytes, whatever the others wrote, a
+ * grown one among them too. */
+static void memories_freed_together_are_reset_together(void **state)
+{
+    (void)state;
+    enum { N = 12 };
+    for (int tier = 0; tier < 2; tier++) {
+        keel_instance *t;
+        keel_image *img = image_of_modified(mods[tier], &t);
+        keel_instance_free(t);
+        keel_image_tidy();
+        for (int round = 0; round < 3; round++) {
+            keel_instance *in[N];
+            for (int i = 0; i < N; i++)
+                in[i] = from(img, 0);
+            for (int i = 0; i < N; i++) {
+                uint32_t page = (uint32_t)(i + round) % 32;   /* 32 OS pages in 2 wasm pages */
+                call(in[i], "store", page * 4096 + 8, 0x5000 + (uint32_t)i);
+                call(in[i], "store", 1024, 0x6000 + (uint32_t)i);
+                call(in[i], "store", 2048, 0x7000 + (uint32_t)i);
+                if (i == N / 2) {   /* one grows: it is reset on its own */
+                    assert_int_equal(call(in[i], "grow", 1, 0), 2);
+                    call(in[i], "store", 2 * 65536 + 8, 3);
+                }
+            }
+            for (int i = 0; i < N; i++)
+                keel_instance_free(in[i]);
+            keel_image_tidy();
+            for (int i = 0; i < N; i++)
+                in[i] = from(img, 0);
+            for (int i = 0; i < N; i++) {
+                assert_int_equal(call(in[i], "load", 1024, 0), 42);
+                assert_int_equal(call(in[i], "load", 2048, 0), 99);
+                for (uint32_t page = 0; page < 32; page++)
+                    if (page * 4096 + 8 != 1024 && page * 4096 + 8 != 2048)
+                        assert_int_equal(call(in[i], "load", page * 4096 + 8, 0), 0);
+                assert_int_equal(call(in[i], "load", 2 * 65536 + 8, 0), -1000 - KEEL_TRAP_OOB);
+            }
+            for (int i = 0; i < N; i++)
+                keel_instance_free(in[i]);
+        }
+        keel_image_tidy();
+        keel_image_free(img);
+    }
+}
+
 static void memory_limit_applies(void **state)
 {
     (void)state;
@@ -355,6 +403,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(clone_has_template_state),
         cmocka_unit_test(writes_never_reach_the_next_instance),
+        cmocka_unit_test(memories_freed_together_are_reset_together),
         cmocka_unit_test(memory_limit_applies),
         cmocka_unit_test(big_data_segment),
         cmocka_unit_test(refuses_funcref_globals),
