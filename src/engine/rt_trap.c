@@ -25,6 +25,8 @@ __thread rt_thread rt_self;
 /* A fault this close to (or below) the lowest stack address is a stack
  * overflow, not a wild access. */
 #define RT_STACK_SLACK_BYTES (256u * 1024u)
+/* Stack kept below keel_rt_invoke's frame when dead stack is released. */
+#define RT_STACK_KEEP_BYTES (64u * 1024u)
 
 static int rt_deadline_signo;
 static pthread_once_t rt_once = PTHREAD_ONCE_INIT;
@@ -178,6 +180,21 @@ int keel_rt_init(void)
     return rt_init_rc;
 }
 
+/* After a guest exhausted the stack, the pages it touched below this
+ * frame are dead (the unwind left them) but would stay resident for the
+ * thread's life: hand them back, keeping RT_STACK_KEEP_BYTES below the
+ * frame for what runs next. */
+static void release_dead_stack(void)
+{
+    uintptr_t page = 4096, sp = (uintptr_t)__builtin_frame_address(0);
+    if (!rt_self.stack_lo || sp < rt_self.stack_lo + RT_STACK_KEEP_BYTES + page)
+        return;
+    uintptr_t top = (sp - RT_STACK_KEEP_BYTES) & ~(page - 1);
+    uintptr_t lo = (rt_self.stack_lo + page - 1) & ~(page - 1);
+    if (top > lo)
+        (void)madvise((void *)lo, top - lo, MADV_DONTNEED);   /* failure costs only memory */
+}
+
 void keel_rt_invoke(void (*fn)(void *), void *arg,
                     const keel_rt_limits *limits, keel_rt_outcome *out)
 {
@@ -215,6 +232,8 @@ void keel_rt_invoke(void (*fn)(void *), void *arg,
         if (rt_self.trap_pc)
             rt_code_function_name(rt_self.trap_pc, out->where, sizeof out->where);
         rt_self.ending = 0;
+        if (out->trap == KEEL_TRAP_EXHAUSTION)
+            release_dead_stack();
     }
     out->memory_limit_hit = rt_self.mem_limit_hit != 0;
     rt_self.depth--;

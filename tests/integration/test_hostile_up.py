@@ -116,8 +116,14 @@ def check_bomb(srv):
 
 def check_stack(srv):
     mark = len(srv.log())
+    before = stack_rss_kib(srv.pid)
     assert_generic_error(srv.post("/h/stack"), 500, "internal error")
     assert "call stack exhausted" in log_since(srv, mark), srv.tail()
+    # The bomb touched its thread's whole stack; the unwind hands the dead
+    # part back (src/engine/rt_trap.c), so thread stacks stay small.
+    after = stack_rss_kib(srv.pid)
+    assert after - before < 1024, f"thread stacks {before} -> {after} KiB after a stack bomb"
+    return f"thread stacks {before} -> {after} KiB"
 
 
 def check_ping(srv):
@@ -232,9 +238,8 @@ ROUND = [check_spin, check_bomb, check_stack, check_ping, check_fanout, check_lo
 
 def stack_rss_kib(pid):
     """Resident KiB of the process's thread stacks: the anonymous mappings
-    exactly THREAD_STACK_KIB long. A stack bomb touches all of its thread's
-    stack, and those pages stay resident for the thread's life (bounded by
-    threads x THREAD_STACK_KIB), so the leak check counts them apart."""
+    exactly THREAD_STACK_KIB long (check_stack bounds what a stack bomb
+    leaves in them; the leak check reports them apart)."""
     total, size, anon = 0, None, False
     with open(f"/proc/{pid}/smaps") as f:
         for line in f:
