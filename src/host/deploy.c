@@ -86,7 +86,7 @@ int keel_host_deploy(keel_host *h, const keel_deploy_req *r, keel_deploy_result 
         host_deployment_digest(h);
     }
     pthread_mutex_unlock(&h->deploy_lock);
-    host_reap(h);
+    keel_host_reap(h);
 
     char extra[160];
     snprintf(extra, sizeof extra, "\"tier\":\"%s\",\"staged\":%s,\"compile_seconds\":%.3f",
@@ -144,7 +144,7 @@ int keel_host_canary(keel_host *h, const char *component, const char *sha, unsig
     char stable_sha[65];
     snprintf(stable_sha, sizeof stable_sha, "%s", atomic_load(&comp->stable)->sha);
     pthread_mutex_unlock(&h->deploy_lock);
-    host_reap(h);
+    keel_host_reap(h);
     char extra[40];
     snprintf(extra, sizeof extra, "\"weight\":%u", weight);
     audit_change("component.canaried", who, comp, stable_sha, v->sha, NULL, extra);
@@ -177,7 +177,7 @@ int keel_host_promote(keel_host *h, const char *component, const char *who, char
     snprintf(old_sha, sizeof old_sha, "%s", old->sha);
     snprintf(new_sha, sizeof new_sha, "%s", canary->sha);
     pthread_mutex_unlock(&h->deploy_lock);
-    host_reap(h);
+    keel_host_reap(h);
     audit_change("component.promoted", who, comp, old_sha, new_sha, NULL, NULL);
     keel_log(KEEL_LOG_INFO, comp->cfg->name, "canary %.12s promoted to stable (was %.12s) by %s",
              new_sha, old_sha, who ? who : "system");
@@ -222,7 +222,7 @@ int keel_host_rollback(keel_host *h, const char *component, const char *who, con
     pthread_mutex_unlock(&h->deploy_lock);
     if (rc)
         return rc;
-    host_reap(h);
+    keel_host_reap(h);
     atomic_fetch_add(&comp->rollbacks[0], 1);
     audit_change("component.rolled_back", who, comp, old_sha, new_sha,
                  why ? why : "requested", NULL);
@@ -251,11 +251,6 @@ int host_canary_auto_rollback(keel_host *h, host_component *comp, host_version *
     keel_log(KEEL_LOG_WARN, comp->cfg->name, "canary %.12s rolled back automatically: %s",
              old_sha, why);
     return 0;
-}
-
-void keel_host_reap(keel_host *h)
-{
-    host_reap(h);
 }
 
 void keel_host_components_json(keel_host *h, keel_buf *b)

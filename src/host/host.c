@@ -190,7 +190,7 @@ bool host_component_may_call(const host_component *from, size_t to)
     return false;
 }
 
-static bool has_export(const keel_module *m, const char *name, const char *sig, int kind)
+bool host_has_export(const keel_module *m, const char *name, const char *sig, int kind)
 {
     for (size_t i = 0; i < keel_module_export_count(m); i++) {
         const keel_extern *e = keel_module_export(m, i);
@@ -224,13 +224,13 @@ int host_module_fits(const host_component *c, const keel_module *mod, char *why,
 {
     const char *wasm = keel_module_path(mod);
     if (c->cfg->abi == KEEL_ABI_WAPC) {
-        if (!has_export(mod, "__guest_call", "ii:i", KEEL_EXTERN_FUNC))
+        if (!host_has_export(mod, "__guest_call", "ii:i", KEEL_EXTERN_FUNC))
             return keel_err(why, whylen, KEEL_EINVAL, "abi wapc needs an export "
                             "__guest_call(i32, i32) -> i32 (%s has none)", wasm);
-        if (!has_export(mod, "memory", NULL, KEEL_EXTERN_MEMORY))
+        if (!host_has_export(mod, "memory", NULL, KEEL_EXTERN_MEMORY))
             return keel_err(why, whylen, KEEL_EINVAL, "abi wapc needs an exported memory "
                             "(%s has none)", wasm);
-    } else if (!has_export(mod, "_start", ":", KEEL_EXTERN_FUNC)) {
+    } else if (!host_has_export(mod, "_start", ":", KEEL_EXTERN_FUNC)) {
         return keel_err(why, whylen, KEEL_EINVAL, "abi wagi needs a WASI command (export "
                         "_start); %s has none", wasm);
     }
@@ -256,7 +256,7 @@ static int component_setup(keel_host *h, host_component *c, const keel_host_opts
     /* the image comes once every component is set up (keel_host_new) */
     atomic_init(&c->stable, host_version_new(host_code_new(h, c, mod, false), cfg->wasm));
     snprintf(c->manifest_sha, sizeof c->manifest_sha, "%s", keel_module_digest(mod));
-    c->has_health = has_export(mod, "keel_health", ":i", KEEL_EXTERN_FUNC);
+    c->has_health = host_has_export(mod, "keel_health", ":i", KEEL_EXTERN_FUNC);
     c->compile_seconds = (double)(keel_rt_now_ns() - t0) / 1e9;
 
     /* limits (0 in a hand-built model means the default) */

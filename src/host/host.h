@@ -172,7 +172,8 @@ int keel_host_rollback(keel_host *h, const char *component, const char *who, con
 /* GET /admin/components and /admin/state as JSON. */
 void keel_host_components_json(keel_host *h, keel_buf *out);
 void keel_host_state_json(keel_host *h, keel_buf *out);
-/* Frees replaced versions no request uses any more (cheap when none). */
+/* Frees replaced versions no request uses any more (cheap when none; any
+ * thread). */
 void keel_host_reap(keel_host *h);
 
 /* ---- the serving host, replaced by reloads (live.c) ---- */

@@ -278,6 +278,10 @@ void host_image_build(keel_host *h, host_component *comp, host_code *code);
 int host_module_load(const char *wasm, keel_engine_opts eo, keel_module **out, char *why,
                      size_t whylen);
 
+/* Whether m exports name of this kind (KEEL_EXTERN_*), with signature sig
+ * when sig is not NULL (host.c). */
+bool host_has_export(const keel_module *m, const char *name, const char *sig, int kind);
+
 /* --- versions.c --- */
 
 /* Read sections: a request (or probe) runs between host_read_enter and
@@ -285,9 +289,8 @@ int host_module_load(const char *wasm, keel_engine_opts eo, keel_module **out, c
  * meanwhile are freed only after it. */
 unsigned host_read_enter(keel_host *h);
 void host_read_exit(keel_host *h, unsigned slot);
-/* Frees what was replaced and is no longer reachable; cheap when nothing
- * waits. Any thread. */
-void host_reap(keel_host *h);
+/* keel_host_reap (host.h) frees what was replaced and is no longer
+ * reachable. */
 /* Makes a code for mod (taking it): its export flags, and its image when
  * the component's instances can start from one (image: false: none). */
 host_code *host_code_new(keel_host *h, host_component *comp, keel_module *mod, bool image);

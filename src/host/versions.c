@@ -8,11 +8,11 @@
  *
  * Freeing: every request runs inside a read section of its host (two
  * counters, chosen by the parity of read_epoch). A replaced code or
- * version goes on h->retired; host_reap then flips the epoch and waits,
+ * version goes on h->retired; keel_host_reap then flips the epoch and waits,
  * without blocking anyone, until the counter of the old parity drains:
  * every request that could have loaded the replaced pointer has then
  * ended, and what it replaced is freed. Readers that enter after the flip
- * can only load what replaced it. host_reap runs after each request (the
+ * can only load what replaced it. keel_host_reap runs after each request (the
  * server's tidy hook) and from the admin thread, so a version is freed
  * soon after its last request ends.
  *
@@ -108,7 +108,7 @@ static void retire(keel_host *h, host_code *code, host_version *v)
     pthread_mutex_unlock(&h->retire_lock);
 }
 
-void host_reap(keel_host *h)
+void keel_host_reap(keel_host *h)
 {
     if (!atomic_load_explicit(&h->retire_pending, memory_order_relaxed))
         return;
@@ -146,25 +146,13 @@ void host_retired_free_all(keel_host *h)
 
 /* ---- codes and versions ---- */
 
-static bool exports(const keel_module *m, const char *name, const char *sig)
-{
-    size_t n = keel_module_export_count(m);
-    for (size_t i = 0; i < n; i++) {
-        const keel_extern *e = keel_module_export(m, i);
-        if (e->kind == KEEL_EXTERN_FUNC && e->name_len == strlen(name) &&
-            memcmp(e->name, name, e->name_len) == 0 && strcmp(e->sig, sig) == 0)
-            return true;
-    }
-    return false;
-}
-
 host_code *host_code_new(keel_host *h, host_component *comp, keel_module *mod, bool image)
 {
     host_code *code = xcalloc(1, sizeof *code);
     code->mod = mod;
-    code->has_initialize = exports(mod, "_initialize", ":");
-    code->has_start = exports(mod, "_start", ":");
-    code->has_wapc_init = exports(mod, "wapc_init", ":");
+    code->has_initialize = host_has_export(mod, "_initialize", ":", KEEL_EXTERN_FUNC);
+    code->has_start = host_has_export(mod, "_start", ":", KEEL_EXTERN_FUNC);
+    code->has_wapc_init = host_has_export(mod, "wapc_init", ":", KEEL_EXTERN_FUNC);
     if (image)
         host_image_build(h, comp, code);
     return code;
