@@ -8,8 +8,10 @@
 #
 #   KEEL=build/keel bash bench/obs/run.sh
 #   BENCH_OBS_ROUNDS=3 BENCH_OBS_DURATION=10 BENCH_OBS_CONNS=32 BENCH_OBS_THREADS=2
+#   BENCH_OBS_SINK=nginx|python   (the OTLP collector stand-in; default nginx)
 #
-# Needs wrk, python3, curl and the guests built (make guests).
+# Needs wrk, python3, curl, nginx (else a Python collector) and the guests
+# built (make guests).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 KEEL=$(realpath "${KEEL:-$root/build/keel}")
@@ -38,9 +40,32 @@ trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-# An OTLP/HTTP receiver that reads and discards (its parsing is not Keel's cost).
+# The OTLP/HTTP collector: a sink that reads each batch and answers 200
+# (what a collector does with it is not Keel's cost). nginx (one worker,
+# `return 200`) by default: in production the collector runs elsewhere,
+# and on two vCPUs a Python receiver's own CPU would be charged to
+# tracing. BENCH_OBS_SINK=python uses a Python http.server instead.
+SINK=${BENCH_OBS_SINK:-nginx}
+command -v nginx >/dev/null || SINK=python
 otlp_port=$(free_port)
-python3 - "$otlp_port" >"$work/otlp.log" 2>&1 <<'PY' &
+if [ "$SINK" = nginx ]; then
+  mkdir -p "$work/nginx/logs"
+  cat >"$work/nginx/nginx.conf" <<NGINX
+worker_processes 1;
+daemon off;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/logs/error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_max_body_size 64m;
+  client_body_buffer_size 1m;
+  server { listen 127.0.0.1:$otlp_port; location / { return 200 "{}"; } }
+}
+NGINX
+  nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" &
+else
+  python3 - "$otlp_port" >"$work/otlp.log" 2>&1 <<'PY' &
 import http.server, sys
 class H(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -50,6 +75,7 @@ class H(http.server.BaseHTTPRequestHandler):
     def log_message(self, *a): pass
 http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
 PY
+fi
 pids+=($!)
 
 manifest() {   # $1 = on|off
@@ -121,4 +147,4 @@ lines=$(grep -c '"msg":"request"' "$work/keel-on.log" || true)
 echo "median: off $mo req/s, on $mn req/s, cost $(awk -v a="$mo" -v b="$mn" 'BEGIN {printf "%.1f%%", (a-b)*100/a}')"
 echo "median Keel CPU per request: off $mco us, on $mcn us, cost $(awk -v a="$mco" -v b="$mcn" 'BEGIN {printf "%.1f%%", (b-a)*100/a}')"
 echo "on: $spans access log lines=$lines"
-echo "on = $ON; cpus: $(nproc), wrk -t$THREADS -c$CONNS -d${DUR}s x $ROUNDS rounds, load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "on = $ON; collector: $SINK; cpus: $(nproc), wrk -t$THREADS -c$CONNS -d${DUR}s x $ROUNDS rounds, load before: $(cut -d' ' -f1-3 /proc/loadavg)"
