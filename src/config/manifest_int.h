@@ -1,8 +1,8 @@
 /* manifest_int.h — private to src/config: the loading context and the
  * node helpers manifest.c lends to the files that parse other sections
- * (stores.c: region, stores, a component's kv and residency;
- * manifest_obs.c: admin, observability, shutdown, a component's slo and
- * circuit).
+ * (manifest_component.c: one component; stores.c: region, stores, a
+ * component's kv and residency; manifest_obs.c: admin, observability,
+ * shutdown, a component's slo and circuit).
  * Each helper reports "PATH:LINE:COL: [component NAME: ]message" and
  * returns KEEL_EINVAL on error, 0 on success. */
 #ifndef KEEL_CONFIG_MANIFEST_INT_H
@@ -44,6 +44,20 @@ int keel_mf_want(ctx *c, const keel_ynode *v, keel_ykind kind, const char *where
 /* strdup / calloc (n may be 0) that abort when memory runs out. */
 char *keel_mf_xstrdup(const char *s);
 void *keel_mf_xcalloc(size_t n, size_t size);
+
+/* manifest_component.c: the component named by key (its name is checked
+ * here) with mapping v, into cc (zeroed by the caller): limits defaulted,
+ * then every key read; wasm and files paths are resolved against c->dir
+ * (an app's wasm comes from c->src instead). Sets c->comp to the name for
+ * messages and clears it on success. On error cc keeps what was read so
+ * far: the caller frees it with keel_mf_free_component. */
+int keel_mf_parse_component(ctx *c, const keel_ynode *key, const keel_ynode *v,
+                            keel_component_cfg *cc);
+/* Frees what cc owns (not cc itself); cc may be partly read. */
+void keel_mf_free_component(keel_component_cfg *cc);
+/* The names of the KEEL_M_* bits set in bits, as "GET, POST" into buf
+ * (truncated to len), or "all methods" when bits is 0. */
+void keel_mf_method_names(unsigned bits, char *buf, size_t len);
 
 /* stores.c: top-level region and stores (m->region, m->stores), read
  * before the components. */

@@ -22,6 +22,7 @@ LISTEN_RE = re.compile(r"listening on http://(\S+?):(\d+)\b")
 ADMIN_RE = re.compile(r"admin endpoints at http://[^:]+:(\d+)")
 TOKEN = "deploy-test-token"
 RELEASES = ("release", "release_v2", "release_bad", "release_slow")
+ADMIN_YAML = "admin: { listen: 127.0.0.1:0, token_file: admin.token, audit_log: audit.jsonl }\n"
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +68,28 @@ class Server:
         assert st == 200, data
         return json.loads(data)
 
+    def metrics(self):
+        st, data = self.req("GET", "/metrics", admin=True, token=None)
+        assert st == 200, data
+        return data.decode()
+
+    def audit(self):
+        """The records of the audit log, oldest first."""
+        return [json.loads(l) for l in (self.dir / "audit.jsonl").read_text().splitlines()]
+
+    def deploy(self, wasm, query=""):
+        """Uploads wasm (a path) as component rel's new version, query
+        added to the URL; the upload must succeed. Returns its answer."""
+        st, body = self.req("PUT", "/admin/components/rel" + query, wasm.read_bytes(),
+                            admin=True)
+        assert st == 200, body
+        return json.loads(body)
+
+    def wait_log_line(self, text, what, timeout=60):
+        """The first line of the log that contains text, once there is one."""
+        wait_for(lambda: text in self.log(), what, timeout=timeout, srv=self)
+        return next(l for l in self.log().splitlines() if text in l)
+
     def ctl(self, keel_bin, env, *args):
         return subprocess.run([str(keel_bin), "ctl", "--admin",
                                f"http://127.0.0.1:{self.admin_port}", "--token-file",
@@ -80,9 +103,7 @@ def serve(tmp_path, keel_bin, base_env, releases):
 
     def start(components_yaml, extra=""):
         (tmp_path / "admin.token").write_text(f"ci.deploy {TOKEN}\n")
-        text = ("admin: { listen: 127.0.0.1:0, token_file: admin.token, audit_log: audit.jsonl }\n"
-                + extra +
-                "components:\n" + components_yaml)
+        text = ADMIN_YAML + extra + "components:\n" + components_yaml
         for name, p in releases.items():
             text = text.replace("{" + name + "}", str(p))
         (tmp_path / "keel.yaml").write_text(text)
@@ -147,11 +168,25 @@ class Load:
         with self.lock:
             return sum(self.statuses.values())
 
-    def stop(self):
+    def wait_more(self, n, what):
+        """Waits until more than n answers beyond those recorded so far."""
+        base = self.total()
+        wait_for(lambda: self.total() > base + n, what, srv=self.srv)
+
+    def stop_all_answered(self):
+        """Stops the clients; every request they sent must have had an answer."""
         self.stop_flag.set()
         for t in self.threads:
             t.join(30)
+        assert not self.failures, self.failures[:5]
         return self
+
+
+def start_load(srv, path, answers):
+    """Load on path, returned once it has had more than answers answers."""
+    load = Load(srv, path)
+    wait_for(lambda: load.total() > answers, "load to start", srv=srv)
+    return load
 
 
 def wait_for(pred, what, timeout=60, srv=None):
@@ -171,19 +206,13 @@ REL = ("  rel:\n    wasm: {release}\n    routes:\n"
 def test_hot_swap_under_load_drops_nothing(serve, releases):
     srv = serve(REL)
     assert srv.req("GET", "/v") == (200, b"release 1\n")
-    load = Load(srv, "/v")
-    wait_for(lambda: load.total() > 200, "load to start", srv=srv)
-    st, body = srv.req("PUT", "/admin/components/rel", releases["release_v2"].read_bytes(),
-                       admin=True)
-    assert st == 200, body
-    out = json.loads(body)
+    load = start_load(srv, "/v", 200)
+    out = srv.deploy(releases["release_v2"])
     assert out["tier"] == "opt" and out["previous"] and out["sha256"] != out["previous"]
     # the answer comes once new requests run the new version
     assert srv.req("GET", "/v") == (200, b"release 2\n")
-    n = load.total()
-    wait_for(lambda: load.total() > n + 200, "more load after the swap", srv=srv)
-    load.stop()
-    assert not load.failures, load.failures[:5]
+    load.wait_more(200, "more load after the swap")
+    load.stop_all_answered()
     assert set(load.bodies) == {"release 1\n", "release 2\n"}, load.bodies
     comps = srv.admin_json("/admin/components")["components"]
     assert comps[0]["versions"][0]["sha256"] == out["sha256"]
@@ -196,10 +225,7 @@ def test_running_request_finishes_on_the_old_version(serve, releases):
     t = threading.Thread(target=lambda: result.update(r=srv.req("POST", "/slow", b"1500")))
     t.start()
     time.sleep(0.4)
-    st, body = srv.req("PUT", "/admin/components/rel?tier=fast",
-                       releases["release_v2"].read_bytes(), admin=True)
-    assert st == 200, body
-    assert json.loads(body)["tier"] == "fast"
+    assert srv.deploy(releases["release_v2"], "?tier=fast")["tier"] == "fast"
     assert srv.req("GET", "/v") == (200, b"release 2\n")
     t.join(30)
     assert result["r"] == (200, b"release 1\n")
@@ -207,24 +233,19 @@ def test_running_request_finishes_on_the_old_version(serve, releases):
 
 def test_canary_worse_in_latency_is_rolled_back_by_keel(serve, releases, keel_bin, base_env):
     srv = serve(REL, "rollout: { window: 30s, min_requests: 40, min_p99: 10ms }\n")
-    load = Load(srv, "/v")
-    wait_for(lambda: load.total() > 100, "load to start", srv=srv)
+    load = start_load(srv, "/v", 100)
     r = srv.ctl(keel_bin, base_env, "deploy", "rel", str(releases["release_slow"]),
                 "--tier", "fast", "--canary", "50")
     assert r.returncode == 0, r.stderr
     assert "canary" in r.stdout and "50%" in r.stdout
-    wait_for(lambda: "rolled back automatically" in srv.log(), "the automatic rollback",
-             timeout=90, srv=srv)
-    n = load.total()
-    wait_for(lambda: load.total() > n + 100, "load after the rollback", srv=srv)
-    load.stop()
-    assert not load.failures, load.failures[:5]
+    line = srv.wait_log_line("rolled back automatically", "the automatic rollback",
+                             timeout=90)
+    load.wait_more(100, "load after the rollback")
+    load.stop_all_answered()
     assert set(load.statuses) == {200}, load.statuses
     assert "release 4\n" in load.bodies, "the canary never served"
-    line = next(l for l in srv.log().splitlines() if "rolled back automatically" in l)
     assert "p99 latency" in line, line
-    auto = [json.loads(l) for l in (srv.dir / "audit.jsonl").read_text().splitlines()
-            if '"component.rolled_back"' in l]
+    auto = [e for e in srv.audit() if e["event"] == "component.rolled_back"]
     assert len(auto) == 1 and auto[0]["who"] == "keel" and auto[0]["automatic"] is True
     assert "p99 latency" in auto[0]["why"]
     comps = srv.admin_json("/admin/components")["components"]
@@ -234,32 +255,26 @@ def test_canary_worse_in_latency_is_rolled_back_by_keel(serve, releases, keel_bi
 
 def test_canary_with_errors_is_rolled_back_and_visible_by_version(serve, releases):
     srv = serve(REL, "rollout: { window: 30s, min_requests: 30 }\n")
-    st, body = srv.req("PUT", "/admin/components/rel?stage=canary&tier=fast",
-                       releases["release_bad"].read_bytes(), admin=True)
-    assert st == 200, body
-    sha = json.loads(body)["sha256"]
-    assert json.loads(body)["staged"] is True
+    out = srv.deploy(releases["release_bad"], "?stage=canary&tier=fast")
+    sha = out["sha256"]
+    assert out["staged"] is True
     assert srv.req("GET", "/v") == (200, b"release 1\n")     # staged serves nothing
     st, body = srv.req("POST", "/admin/components/rel/canary",
                        json.dumps({"wasm_sha256": sha[:16], "weight": 40}), admin=True)
     assert st == 200, body
-    _, metrics = srv.req("GET", "/metrics", admin=True, token=None)
+    metrics = srv.metrics()
     assert re.search(rf'keel_component_version_weight{{component="rel",version="{sha[:12]}",'
-                     rf'role="canary"}} 40', metrics.decode()), metrics.decode()[-2000:]
+                     rf'role="canary"}} 40', metrics), metrics[-2000:]
     load = Load(srv, "/v")
-    wait_for(lambda: "rolled back automatically" in srv.log(), "the automatic rollback",
-             timeout=90, srv=srv)
-    n = load.total()
-    wait_for(lambda: load.total() > n + 100, "load after the rollback", srv=srv)
-    load.stop()
-    assert not load.failures, load.failures[:5]
+    line = srv.wait_log_line("rolled back automatically", "the automatic rollback",
+                             timeout=90)
+    load.wait_more(100, "load after the rollback")
+    load.stop_all_answered()
     # the only failures are the canary's own 500s, a minority, and none after the rollback
     assert 0 < load.statuses.get(500, 0) < load.statuses[200], load.statuses
-    line = next(l for l in srv.log().splitlines() if "rolled back automatically" in l)
     assert "error ratio" in line, line
-    _, metrics = srv.req("GET", "/metrics", admin=True, token=None)
     assert 'keel_component_rollbacks_total{component="rel",automatic="true"} 1' in \
-        metrics.decode()
+        srv.metrics()
     for _ in range(30):
         assert srv.req("GET", "/v") == (200, b"release 1\n")
 
@@ -278,8 +293,7 @@ def test_promote_rollback_and_roll_forward_by_hand(serve, releases, keel_bin, ba
     v2 = state["components"]["rel"]["stable"]
     assert v2 != v1 and "canary" not in state["components"]["rel"]
     assert state["deployment_digest"] != d1
-    _, metrics = srv.req("GET", "/metrics", admin=True, token=None)
-    assert f'keel_deployment_info{{digest="{state["deployment_digest"]}"}} 1' in metrics.decode()
+    assert f'keel_deployment_info{{digest="{state["deployment_digest"]}"}} 1' in srv.metrics()
     assert srv.req("GET", "/v") == (200, b"release 2\n")
     r = srv.ctl(keel_bin, base_env, "rollback", "rel", "--why", "customer reports")
     assert r.returncode == 0, r.stderr
@@ -291,7 +305,7 @@ def test_promote_rollback_and_roll_forward_by_hand(serve, releases, keel_bin, ba
     r = srv.ctl(keel_bin, base_env, "promote", "rel")
     assert r.returncode == 1 and "409" in r.stderr and "no canary" in r.stderr
     # every change is in the audit trail, with who and the sha256s, and the chain holds
-    records = [json.loads(l) for l in (srv.dir / "audit.jsonl").read_text().splitlines()]
+    records = srv.audit()
     events = [(r["event"], r["who"]) for r in records if r["event"].startswith("component.")]
     assert events == [("component.staged", "ci.deploy"), ("component.canaried", "ci.deploy"),
                       ("component.promoted", "ci.deploy"),
@@ -347,16 +361,14 @@ def test_refusals_change_nothing(serve, releases, tmp_path):
 
 
 def write_yaml(srv, components_yaml):
-    text = ("admin: { listen: 127.0.0.1:0, token_file: admin.token, audit_log: audit.jsonl }\n"
-            "components:\n" + components_yaml)
+    text = ADMIN_YAML + "components:\n" + components_yaml
     (srv.dir / "keel.yaml.new").write_text(text)
     (srv.dir / "keel.yaml.new").replace(srv.dir / "keel.yaml")
 
 
 def test_reload_valid_and_invalid_under_load(serve, releases):
     srv = serve(REL)
-    load = Load(srv, "/v")
-    wait_for(lambda: load.total() > 100, "load to start", srv=srv)
+    load = start_load(srv, "/v", 100)
     rel2 = REL.replace("{release}", str(releases["release"])) + (
         f"  other:\n    wasm: {releases['release_v2']}\n    routes:\n"
         "      - { path: /other, operation: version }\n")
@@ -364,28 +376,24 @@ def test_reload_valid_and_invalid_under_load(serve, releases):
     srv.proc.send_signal(signal.SIGHUP)
     wait_for(lambda: srv.req("GET", "/other")[0] == 200, "the new component", srv=srv)
     assert srv.req("GET", "/other") == (200, b"release 2\n")
-    n = load.total()
-    wait_for(lambda: load.total() > n + 100, "load after the reload", srv=srv)
+    load.wait_more(100, "load after the reload")
     # an invalid manifest: refused, the running configuration keeps serving
     (srv.dir / "keel.yaml").write_text((srv.dir / "keel.yaml").read_text() +
                                        "    limits: { memory: lots }\n")
     srv.proc.send_signal(signal.SIGHUP)
-    wait_for(lambda: "reload refused" in srv.log(), "the refusal", srv=srv)
-    line = next(l for l in srv.log().splitlines() if "reload refused" in l)
+    line = srv.wait_log_line("reload refused", "the refusal")
     assert re.search(r"keel\.yaml:\d+:\d+: ", line), line
     st, body = srv.req("POST", "/admin/reload", admin=True)
     assert st == 422 and b"keel.yaml:" in body, body
     assert srv.req("POST", "/admin/reload", admin=True, token="wrong")[0] == 403
-    n = load.total()
-    wait_for(lambda: load.total() > n + 100, "load after the refusals", srv=srv)
-    load.stop()
-    assert not load.failures, load.failures[:5]
+    load.wait_more(100, "load after the refusals")
+    load.stop_all_answered()
     assert set(load.statuses) == {200}, load.statuses
     assert srv.req("GET", "/other") == (200, b"release 2\n")
-    _, metrics = srv.req("GET", "/metrics", admin=True, token=None)
-    assert "keel_config_reloads_total 1" in metrics.decode()
-    assert "keel_config_reload_failures_total 2" in metrics.decode()
-    events = [json.loads(l)["event"] for l in (srv.dir / "audit.jsonl").read_text().splitlines()]
+    metrics = srv.metrics()
+    assert "keel_config_reloads_total 1" in metrics
+    assert "keel_config_reload_failures_total 2" in metrics
+    events = [r["event"] for r in srv.audit()]
     assert events.count("config.reloaded") == 1 and events.count("config.reload_failed") == 2
     # a component removed by a valid reload stops being routed
     write_yaml(srv, REL.replace("{release}", str(releases["release"])))
@@ -396,9 +404,7 @@ def test_reload_valid_and_invalid_under_load(serve, releases):
 
 def test_deployed_version_survives_a_reload_until_the_manifest_changes(serve, releases):
     srv = serve(REL)
-    st, _ = srv.req("PUT", "/admin/components/rel?tier=fast",
-                    releases["release_v2"].read_bytes(), admin=True)
-    assert st == 200
+    srv.deploy(releases["release_v2"], "?tier=fast")
     assert srv.req("POST", "/admin/reload", admin=True)[0] == 200
     assert srv.req("GET", "/v") == (200, b"release 2\n")
     # the manifest now names another wasm for rel: the manifest wins

@@ -1,5 +1,5 @@
 /* test_manifest.c — keel.yaml loading and validation (src/config/manifest.c,
- * src/config/yaml.c): a full manifest read field by field, the defaults,
+ * src/config/manifest_component.c, src/config/yaml.c): a full manifest read field by field, the defaults,
  * and one case per error class with its exact "PATH:LINE:COL: message".
  *
  * Each test runs in a scratch folder (the working directory) holding
