@@ -257,6 +257,23 @@ def stack_rss_kib(pid):
     return total
 
 
+def rss_by_mapping(pid):
+    """Resident KiB per kind of mapping (heap, anonymous, files, ...), the
+    largest first: where growth comes from, for the per-round report."""
+    kinds = Counter()
+    kind = None
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            head = re.match(r"^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \d+\s*(.*)$", line)
+            if head:
+                name = head.group(1).strip()
+                kind = name if name.startswith("[") else ("anon" if not name else
+                                                           "memfd" if "memfd" in name else "file")
+            elif line.startswith("Rss:") and kind:
+                kinds[kind] += int(line.split()[1])
+    return dict(kinds.most_common(5))
+
+
 def fd_targets(pid):
     """What each open fd of pid points at, sorted (for failure messages)."""
     out = []
@@ -317,7 +334,7 @@ def test_hostile_guests_leave_no_trace(hostile_srv):
         for check in ROUND:
             check(srv)
         print(f"after round {n + 2}: RSS {vm_rss_kib(srv.pid)} KiB, thread stacks "
-              f"{stack_rss_kib(srv.pid)} KiB")
+              f"{stack_rss_kib(srv.pid)} KiB, by mapping {rss_by_mapping(srv.pid)}")
     rss3, _ = settle(srv, rss1 + HOSTILE_RSS_BOUND_KIB, None)
     stack3 = stack_rss_kib(srv.pid)
     deadline = time.monotonic() + 5
