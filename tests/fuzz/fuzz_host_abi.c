@@ -27,6 +27,7 @@
 
 #include "engine/rt.h"
 #include "host/host_int.h"
+#include "scratch.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -61,10 +62,7 @@ static bool trace;   /* KEEL_FUZZ_TRACE=1: one line per call on stderr */
 
 static void setup(void)
 {
-    if (!mkdtemp(dir)) {
-        perror("mkdtemp /dev/shm");
-        abort();
-    }
+    fuzz_scratch_dir(dir);
     snprintf(wasm_file, sizeof wasm_file, "%s/guest.wasm", dir);
     snprintf(db_file, sizeof db_file, "%s/data.db", dir);
     FILE *f = fopen(wasm_file, "wb");

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "config/manifest.h"
+#include "scratch.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -17,8 +18,7 @@ static char path[sizeof dir + 16];
 
 static void setup(void)
 {
-    if (!mkdtemp(dir))
-        abort();
+    fuzz_scratch_dir(dir);
     snprintf(path, sizeof path, "%s/keel.yaml", dir);
     char wasm[sizeof dir + 16];
     snprintf(wasm, sizeof wasm, "%s/c.wasm", dir);

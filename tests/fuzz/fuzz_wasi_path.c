@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "wasi/wasi_int.h"
+#include "scratch.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -38,8 +39,7 @@ static void ln(const char *target, const char *rel)
 
 static void setup(void)
 {
-    if (!mkdtemp(base))
-        abort();
+    fuzz_scratch_dir(base);
     mk("root", true);
     mk("root/a", true);
     mk("root/a/b", true);
