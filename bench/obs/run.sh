@@ -9,6 +9,7 @@
 #   KEEL=build/keel bash bench/obs/run.sh
 #   BENCH_OBS_ROUNDS=3 BENCH_OBS_DURATION=10 BENCH_OBS_CONNS=32 BENCH_OBS_THREADS=2
 #   BENCH_OBS_SINK=nginx|python   (the OTLP collector stand-in; default nginx)
+#   BENCH_OBS_SAMPLE=0.1          (trace_sample when tracing is on; default 1.0)
 #
 # Needs wrk, python3, curl, nginx (else a Python collector) and the guests
 # built (make guests).
@@ -19,6 +20,7 @@ BUILD=$(dirname "$KEEL")
 # What "on" turns on (comma-separated subset of metrics,access,trace), to
 # find which part costs what. The default is all three.
 ON=${BENCH_OBS_ON:-metrics,access,trace}
+SAMPLE=${BENCH_OBS_SAMPLE:-1.0}     # trace_sample when tracing is on
 ROUNDS=${BENCH_OBS_ROUNDS:-3}
 DUR=${BENCH_OBS_DURATION:-10}
 CONNS=${BENCH_OBS_CONNS:-32}
@@ -83,7 +85,7 @@ manifest() {   # $1 = on|off
   if [ "$1" = on ]; then
     local access=false trace=""
     [[ ,$ON, == *,access,* ]] && access=true
-    [[ ,$ON, == *,trace,* ]] && trace=", otlp_endpoint: 'http://127.0.0.1:$otlp_port', trace_sample: 1.0"
+    [[ ,$ON, == *,trace,* ]] && trace=", otlp_endpoint: 'http://127.0.0.1:$otlp_port', trace_sample: $SAMPLE"
     obs="observability: { access_log: $access$trace }"
   else
     obs="observability: { access_log: false }"
@@ -147,4 +149,4 @@ lines=$(grep -c '"msg":"request"' "$work/keel-on.log" || true)
 echo "median: off $mo req/s, on $mn req/s, cost $(awk -v a="$mo" -v b="$mn" 'BEGIN {printf "%.1f%%", (a-b)*100/a}')"
 echo "median Keel CPU per request: off $mco us, on $mcn us, cost $(awk -v a="$mco" -v b="$mcn" 'BEGIN {printf "%.1f%%", (b-a)*100/a}')"
 echo "on: $spans access log lines=$lines"
-echo "on = $ON; collector: $SINK; cpus: $(nproc), wrk -t$THREADS -c$CONNS -d${DUR}s x $ROUNDS rounds, load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "on = $ON (trace_sample $SAMPLE); collector: $SINK; cpus: $(nproc), wrk -t$THREADS -c$CONNS -d${DUR}s x $ROUNDS rounds, load before: $(cut -d' ' -f1-3 /proc/loadavg)"
