@@ -138,14 +138,12 @@ static char *put_u64(char *p, uint64_t v)
     return p + (sizeof tmp - n);
 }
 
+/* id in lower-case hex at p (its NUL is overwritten by what follows:
+ * the span's reservation has room for it). */
 static char *put_hex(char *p, const uint8_t *id, size_t len)
 {
-    static const char hex[] = "0123456789abcdef";
-    for (size_t i = 0; i < len; i++) {
-        *p++ = hex[id[i] >> 4];
-        *p++ = hex[id[i] & 15];
-    }
-    return p;
+    keel_trace_hex(id, len, p);
+    return p + 2 * len;
 }
 
 /* s (NUL-terminated, at most cap bytes read) as the inside of a JSON
