@@ -64,4 +64,11 @@ static inline void *keel_guest_ptr(wasm_rt_memory_t *mem, uint64_t addr,
     return mem->data + addr;
 }
 
+/* Guest memory made from an image maps the image's pages read-only until
+ * the instance first writes them (image.c): a write from code, guest or
+ * host, faults and is retried, but a system call writing there (read,
+ * getrandom, readlink...) would fail with EFAULT. Host functions call this
+ * on the range, checked with keel_guest_ptr, before such a call. */
+void keel_guest_prepare_write(void *p, size_t len);
+
 #endif

@@ -17,18 +17,28 @@
  * replaced by the new instance's import). Anything else is refused at
  * capture.
  *
- * Reuse: for a module with one memory (the usual case) keel_instance_free
- * hands the reservation back to its image (keel_image_recycle) instead of
- * the generic pool: pages grown past the image are mapped over with fresh
- * PROT_NONE memory; the pages the instance wrote (its private copies, found
- * with one PAGEMAP_SCAN) get the image's bytes copied back, and stay
- * mapped, so the next instance neither faults on them nor makes the kernel
- * flush other CPUs' TLBs (an instance that wrote over IMAGE_COPY_MAX, or a
- * kernel without PAGEMAP_SCAN: MADV_DONTNEED drops the copies instead).
- * The next keel_instance_from_image takes such a slot with no system call.
- * The reset itself waits in a per-thread list until keel_image_tidy (the
- * server calls it once a response is on its way), so a request does not
- * wait for the resets of the instances it used.
+ * Reuse: for a module with one memory (the usual case) the memory lives in
+ * a slot: a reservation with the memfd mapped over it, and a bit per page
+ * saying which pages are writable. A slot maps the image read-only; the
+ * first write to a page faults, and the fault handler (keel_image_fault,
+ * called by rt_trap.c's SIGSEGV handler) makes that page writable and sets
+ * its bit; the write is retried and copies the page. A system call that
+ * writes into guest memory would fail instead of faulting, so host code
+ * calls keel_guest_prepare_write on the range first. keel_instance_free
+ * hands the slot back to its image (keel_image_recycle) instead of the
+ * generic pool: pages grown past the image are mapped over with fresh
+ * PROT_NONE memory, and every writable page gets the image's bytes copied
+ * back. Those pages stay writable and private, so an instance that writes
+ * the pages its predecessors wrote (a request handler, request after
+ * request) costs no fault and no system call at all, and resetting it
+ * costs a copy of those pages. A slot whose instances wrote more than
+ * IMAGE_COPY_MAX is dropped back to read-only image pages instead
+ * (MADV_DONTNEED, mprotect); after IMAGE_OVERFLOWS of those, the image
+ * stops tracking (its slots map the image writable and every reset drops
+ * the written copies). The next keel_instance_from_image takes a slot
+ * with no system call. The reset itself waits in a per-thread list until
+ * keel_image_tidy (the server calls it once a response is on its way), so
+ * a request does not wait for the resets of the instances it used.
  * The generated free then releases the tables (and any other memory to the
  * generic pool, rt_memory.c).
  *
@@ -44,7 +54,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -57,25 +66,16 @@
  * references, plus the private pages earlier instances wrote, reset to the
  * image's contents). */
 #define IMAGE_SLOTS_MAX 64
-/* Resetting a slot copies at most this much back from the image; an
- * instance that wrote more gets its private pages dropped instead. */
+/* Resetting a slot copies at most this much back from the image; a slot
+ * with more writable pages is dropped back to read-only image pages. */
 #define IMAGE_COPY_MAX (1u << 20)
-#define IMAGE_SCAN_REGIONS 64
+/* Slots of one image dropped that way before the image stops tracking. */
+#define IMAGE_OVERFLOWS 8
 /* Freed memories a thread holds before it resets them (keel_image_tidy). */
 #define IMAGE_PENDING_MAX 32
-
-/* PAGEMAP_SCAN (Linux 6.7, linux/fs.h; Debian 12's headers predate it):
- * the kernel's ABI, declared here under Keel's names. */
-typedef struct pm_region {
-    uint64_t start, end, categories;
-} pm_region;
-typedef struct pm_scan_arg {
-    uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages;
-    uint64_t category_inverted, category_mask, category_anyof_mask, return_mask;
-} pm_scan_arg;
-#define PM_PAGEMAP_SCAN _IOWR('f', 16, pm_scan_arg)
-#define PM_PAGE_IS_FILE (1u << 2)
-#define PM_PAGE_IS_PRESENT (1u << 3)
+/* Reservations the fault handler can find: one entry per possible
+ * reservation of a 49-bit address space (module_int.h). */
+#define IMAGE_REGISTRY (1u << (49 - RT_MEMORY_RESERVE_SHIFT))
 
 typedef struct image_mem {
     uint32_t off;             /* of the wasm_rt_memory_t in the struct */
@@ -96,6 +96,21 @@ typedef struct image_table {
     uint32_t size, max_size;
 } image_table;
 
+/* A reservation with the image's memfd mapped over its first bytes. Used
+ * by one instance at a time: only the thread running it faults on it or
+ * changes it, and a slot passes between threads through img->slots or a
+ * pending list. */
+struct image_slot {
+    unsigned char *base;
+    uint32_t npages;          /* OS pages of the image's memory */
+    uint32_t nwritable;       /* of them writable: bits set below */
+    bool tracked;             /* pages start read-only; writes set bits */
+    uint64_t writable[];      /* bit per page */
+};
+
+/* The slot of each reservation, by address (keel_image_fault). */
+static _Atomic(image_slot *) slot_at[IMAGE_REGISTRY];
+
 struct keel_image {
     keel_module *m;
     const keel_glue_layout *lay;
@@ -106,9 +121,10 @@ struct keel_image {
     uint32_t nmems;
     image_table *tabs;
     uint32_t ntabs;
-    /* Reservations of the single memory, memfd mapped, contents pristine:
-     * taken and returned with one compare-and-swap, no lock. */
-    _Atomic(unsigned char *) slots[IMAGE_SLOTS_MAX];
+    /* Slots of the single memory, contents pristine: taken and returned
+     * with one compare-and-swap, no lock. */
+    _Atomic(image_slot *) slots[IMAGE_SLOTS_MAX];
+    _Atomic uint32_t overflows;   /* slots dropped for writing too much */
     /* The owner's hold (dropped by keel_image_free) plus one per freed
      * memory waiting in some thread's pending list: an image replaced while
      * serving is destroyed by whichever drops the last. */
@@ -119,11 +135,11 @@ struct keel_image {
  * their own slot again there, without contending on the others'. */
 static _Thread_local uint32_t slot_hint;
 
-static unsigned char *slot_take(keel_image *img)
+static image_slot *slot_take(keel_image *img)
 {
     for (uint32_t k = 0; k < IMAGE_SLOTS_MAX; k++) {
         uint32_t i = (slot_hint + k) % IMAGE_SLOTS_MAX;
-        unsigned char *p = atomic_load_explicit(&img->slots[i], memory_order_relaxed);
+        image_slot *p = atomic_load_explicit(&img->slots[i], memory_order_relaxed);
         if (p && atomic_compare_exchange_strong(&img->slots[i], &p, NULL)) {
             slot_hint = i;
             return p;
@@ -132,13 +148,13 @@ static unsigned char *slot_take(keel_image *img)
     return NULL;
 }
 
-static bool slot_put(keel_image *img, unsigned char *base)
+static bool slot_put(keel_image *img, image_slot *slot)
 {
     for (uint32_t k = 0; k < IMAGE_SLOTS_MAX; k++) {
         uint32_t i = (slot_hint + k) % IMAGE_SLOTS_MAX;
-        unsigned char *none = NULL;
+        image_slot *none = NULL;
         if (!atomic_load_explicit(&img->slots[i], memory_order_relaxed) &&
-            atomic_compare_exchange_strong(&img->slots[i], &none, base)) {
+            atomic_compare_exchange_strong(&img->slots[i], &none, slot)) {
             slot_hint = i;
             return true;
         }
@@ -147,7 +163,117 @@ static bool slot_put(keel_image *img, unsigned char *base)
 }
 
 /* A clean slot, or after resetting this thread's freed memories (below). */
-static unsigned char *slot_take_or_tidy(keel_image *img);
+static image_slot *slot_take_or_tidy(keel_image *img);
+
+static size_t slot_index(const void *addr)
+{
+    return (uintptr_t)addr >> RT_MEMORY_RESERVE_SHIFT;
+}
+
+/* A new slot: a reservation with im's memfd mapped privately over its
+ * first im->bytes, read-only when tracked. NULL on failure (err set). */
+static image_slot *slot_new(const image_mem *im, bool tracked, const char *path,
+                            char *err, size_t errlen)
+{
+    unsigned char *base = rt_memory_reserve();
+    if (!base) {
+        keel_err(err, errlen, KEEL_ENOMEM, "%s: cannot reserve memory", path);
+        return NULL;
+    }
+    if (slot_index(base) >= IMAGE_REGISTRY)
+        tracked = false;   /* the fault handler could not find it */
+    int prot = tracked ? PROT_READ : PROT_READ | PROT_WRITE;
+    if (im->bytes && mmap(base, im->bytes, prot, MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE,
+                          im->fd, 0) != base) {
+        keel_err(err, errlen, KEEL_ENOMEM, "%s: cannot map the memory image: %s", path,
+                 strerror(errno));
+        rt_memory_release(base, im->bytes);
+        return NULL;
+    }
+    uint32_t npages = (uint32_t)(im->bytes / IMAGE_OS_PAGE);
+    image_slot *slot = calloc(1, sizeof *slot + (npages + 63) / 64 * sizeof(uint64_t));
+    if (!slot)
+        abort();
+    slot->base = base;
+    slot->npages = npages;
+    slot->tracked = tracked;
+    if (slot_index(base) < IMAGE_REGISTRY)
+        atomic_store_explicit(&slot_at[slot_index(base)], slot, memory_order_release);
+    return slot;
+}
+
+/* Unregisters the slot before its reservation goes back to the generic
+ * pool (where the fault handler must not find it), used: bytes that may
+ * hold pages. */
+static void slot_free(image_slot *slot, uint64_t used)
+{
+    if (slot_index(slot->base) < IMAGE_REGISTRY)
+        atomic_store_explicit(&slot_at[slot_index(slot->base)], NULL, memory_order_release);
+    rt_memory_release(slot->base, used);
+    free(slot);
+}
+
+/* Makes pages [first, first + count) of a tracked slot writable, each run
+ * of read-only ones with one mprotect, and records them. false when an
+ * mprotect failed. Async-signal-safe. */
+static bool slot_make_writable(image_slot *slot, uint32_t first, uint32_t count)
+{
+    uint32_t end = first + count;
+    for (uint32_t pg = first; pg < end;) {
+        if (slot->writable[pg / 64] >> (pg % 64) & 1) {
+            pg++;
+            continue;
+        }
+        uint32_t run = pg + 1;
+        while (run < end && !(slot->writable[run / 64] >> (run % 64) & 1))
+            run++;
+        if (mprotect(slot->base + (size_t)pg * IMAGE_OS_PAGE,
+                     (size_t)(run - pg) * IMAGE_OS_PAGE, PROT_READ | PROT_WRITE) != 0)
+            return false;
+        for (uint32_t q = pg; q < run; q++)
+            slot->writable[q / 64] |= 1ull << (q % 64);
+        slot->nwritable += run - pg;
+        pg = run;
+    }
+    return true;
+}
+
+/* The tracked slot holding addr among its image pages, or NULL. */
+static image_slot *tracked_slot_of(uintptr_t addr)
+{
+    size_t k = slot_index((const void *)addr);
+    if (k >= IMAGE_REGISTRY)
+        return NULL;
+    image_slot *slot = atomic_load_explicit(&slot_at[k], memory_order_acquire);
+    if (!slot || !slot->tracked ||
+        addr - (uintptr_t)slot->base >= (uintptr_t)slot->npages * IMAGE_OS_PAGE)
+        return NULL;
+    return slot;
+}
+
+bool keel_image_fault(uintptr_t addr)
+{
+    image_slot *slot = tracked_slot_of(addr);
+    if (!slot)
+        return false;
+    uint32_t pg = (uint32_t)((addr - (uintptr_t)slot->base) / IMAGE_OS_PAGE);
+    if (slot->writable[pg / 64] >> (pg % 64) & 1)
+        return false;   /* writable already: not a first write */
+    return slot_make_writable(slot, pg, 1);
+}
+
+void keel_guest_prepare_write(void *p, size_t len)
+{
+    image_slot *slot = len ? tracked_slot_of((uintptr_t)p) : NULL;
+    if (!slot)
+        return;
+    uint64_t off = (uintptr_t)p - (uintptr_t)slot->base;
+    uint64_t end = off + len;
+    if (end > (uint64_t)slot->npages * IMAGE_OS_PAGE)
+        end = (uint64_t)slot->npages * IMAGE_OS_PAGE;   /* the rest grew: writable */
+    uint32_t first = (uint32_t)(off / IMAGE_OS_PAGE);
+    (void)slot_make_writable(slot, first, (uint32_t)((end - 1) / IMAGE_OS_PAGE) - first + 1);
+}
 
 bool keel_module_has_start(const keel_module *m)
 {
@@ -157,9 +283,9 @@ bool keel_module_has_start(const keel_module *m)
 static void image_destroy(keel_image *img)
 {
     for (uint32_t i = 0; i < IMAGE_SLOTS_MAX; i++) {
-        unsigned char *p = atomic_load(&img->slots[i]);
+        image_slot *p = atomic_load(&img->slots[i]);
         if (p)
-            rt_memory_release(p, img->mems[0].bytes);
+            slot_free(p, img->mems[0].bytes);
     }
     for (uint32_t i = 0; i < img->nmems; i++) {
         image_mem *im = &img->mems[i];
@@ -395,6 +521,7 @@ int keel_instance_from_image(keel_image *img, void *const *import_instances,
     in->m = m;
     in->inst = inst;
     in->memory_limit_pages = memory_limit_pages;
+    in->slot = NULL;
     const keel_glue_layout *lay = img->lay;
     for (int32_t i = 0; i < lay->nimports; i++)
         memcpy(inst + lay->imports[i], &import_instances[i], sizeof import_instances[i]);
@@ -411,8 +538,16 @@ int keel_instance_from_image(keel_image *img, void *const *import_instances,
         const image_mem *im = &img->mems[i];
         wasm_rt_memory_t *mem = (wasm_rt_memory_t *)(void *)(inst + im->off);
         unsigned char *base = NULL;
-        if (img->nmems == 1)     /* a clean slot: the memfd is mapped already */
-            base = slot_take_or_tidy(img);
+        if (img->nmems == 1) {   /* a slot: the memfd is mapped already */
+            image_slot *slot = slot_take_or_tidy(img);
+            if (!slot &&
+                !(slot = slot_new(im, atomic_load_explicit(&img->overflows, memory_order_relaxed) <
+                                          IMAGE_OVERFLOWS,
+                                  m->path, err, errlen)))
+                goto fail;
+            in->slot = slot;
+            base = slot->base;
+        }
         if (!base) {
             if (!(base = rt_memory_reserve())) {
                 keel_err(err, errlen, KEEL_ENOMEM, "%s: cannot reserve memory", m->path);
@@ -473,94 +608,78 @@ fail:
     return rc;
 }
 
-/* Copies the image back over the pages of base [0, im->bytes) this
- * instance has its own copy of (the pages written since the mapping was
- * made: they are anonymous, the others still read the memfd), found with
- * one PAGEMAP_SCAN. The pages stay mapped and writable, so the next
- * instance neither faults nor flushes TLBs on them. false: not done (no
- * PAGEMAP_SCAN in this kernel, or more than IMAGE_COPY_MAX bytes to copy);
- * the caller drops the copies instead. */
-static bool restore_written(const image_mem *im, unsigned char *base)
+/* Copies the image back over every writable page of a tracked slot. */
+static void restore_writable(const image_mem *im, image_slot *slot)
 {
-    static _Atomic int pagemap_fd = -2;   /* -2: not opened yet; -1: unusable */
-    int fd = atomic_load(&pagemap_fd);
-    if (fd == -2) {
-        int nfd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-        int expect = -2;
-        if (!atomic_compare_exchange_strong(&pagemap_fd, &expect, nfd) && nfd >= 0)
-            close(nfd);
-        fd = atomic_load(&pagemap_fd);
-    }
-    if (fd < 0)
-        return false;
-    pm_region regs[IMAGE_SCAN_REGIONS];
-    pm_scan_arg arg = {
-        .size = sizeof arg,
-        .start = (uint64_t)(uintptr_t)base,
-        .end = (uint64_t)(uintptr_t)base + im->bytes,
-        .vec = (uint64_t)(uintptr_t)regs,
-        .vec_len = IMAGE_SCAN_REGIONS,
-        .max_pages = IMAGE_COPY_MAX / IMAGE_OS_PAGE + 1,
-        .category_inverted = PM_PAGE_IS_FILE,
-        .category_mask = PM_PAGE_IS_FILE | PM_PAGE_IS_PRESENT,
-        .return_mask = PM_PAGE_IS_FILE | PM_PAGE_IS_PRESENT,
-    };
-    int n = ioctl(fd, PM_PAGEMAP_SCAN, &arg);
-    if (n < 0) {
-        if (errno == ENOTTY || errno == EINVAL || errno == EOPNOTSUPP) {
-            int expect = fd;
-            if (atomic_compare_exchange_strong(&pagemap_fd, &expect, -1))
-                close(fd);
-        }
-        return false;
-    }
-    if (arg.walk_end != arg.end)   /* regions or page budget ran out */
-        return false;
-    uint64_t total = 0;
-    for (int i = 0; i < n; i++)
-        total += regs[i].end - regs[i].start;
-    if (total > IMAGE_COPY_MAX)
-        return false;
-    for (int i = 0; i < n; i++) {
-        for (uint64_t a = regs[i].start; a < regs[i].end; a += IMAGE_OS_PAGE) {
-            uint64_t off = a - (uint64_t)(uintptr_t)base;
-            uint64_t pg = off / IMAGE_OS_PAGE;
+    for (uint32_t w = 0; w < (slot->npages + 63) / 64; w++) {
+        for (uint64_t bits = slot->writable[w]; bits; bits &= bits - 1) {
+            uint32_t pg = w * 64 + (uint32_t)__builtin_ctzll(bits);
+            size_t off = (size_t)pg * IMAGE_OS_PAGE;
             if (im->zero[pg / 64] >> (pg % 64) & 1)
-                memset(base + off, 0, IMAGE_OS_PAGE);
+                memset(slot->base + off, 0, IMAGE_OS_PAGE);
             else
-                memcpy(base + off, im->src + off, IMAGE_OS_PAGE);
+                memcpy(slot->base + off, im->src + off, IMAGE_OS_PAGE);
         }
+    }
+}
+
+/* Drops every private copy of the slot's image pages (they read the
+ * sealed memfd again) and, tracked, makes them all read-only again. */
+static bool drop_written(const image_mem *im, image_slot *slot)
+{
+    if (madvise(slot->base, im->bytes, MADV_DONTNEED) != 0)
+        return false;
+    if (slot->tracked && slot->nwritable) {
+        if (mprotect(slot->base, im->bytes, PROT_READ) != 0)
+            return false;
+        memset(slot->writable, 0, (slot->npages + 63) / 64 * sizeof(uint64_t));
+        slot->nwritable = 0;
     }
     return true;
 }
 
-/* Puts base (an instance's memory that had `used` bytes) back in the
- * image's state and into a free slot: pages grown past the image become
- * inaccessible and unbacked again; pages written are copied back from the
- * image (restore_written) or, failing that, their private copies are
- * dropped so the mapping reads the sealed memfd again. Any failure, or no
- * free slot: the generic pool. */
-static void reset_slot(keel_image *img, unsigned char *base, uint64_t used)
+/* Puts a slot (its instance's memory had `used` bytes) back in the
+ * image's state and among the image's free slots: pages grown past the
+ * image become inaccessible and unbacked again; the writable pages get the
+ * image's bytes copied back (restore_writable), or, over IMAGE_COPY_MAX or
+ * untracked, their private copies are dropped (drop_written). An image
+ * whose slots overflowed IMAGE_OVERFLOWS times stops tracking: each slot
+ * is made writable at its next reset. Any failure, or no free slot: the
+ * generic pool. */
+static void reset_slot(keel_image *img, image_slot *slot, uint64_t used)
 {
     const image_mem *im = &img->mems[0];
-    if ((used > im->bytes &&
-         mmap(base + im->bytes, used - im->bytes, PROT_NONE,
-              MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0) == MAP_FAILED) ||
-        (im->bytes && !restore_written(im, base) &&
-         madvise(base, im->bytes, MADV_DONTNEED) != 0)) {
-        rt_memory_release(base, used);
+    if (used > im->bytes &&
+        mmap(slot->base + im->bytes, used - im->bytes, PROT_NONE,
+             MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0) == MAP_FAILED) {
+        slot_free(slot, used);
         return;
     }
-    if (!slot_put(img, base))
-        rt_memory_release(base, im->bytes);
+    bool ok = true;
+    if (slot->tracked && (uint64_t)slot->nwritable * IMAGE_OS_PAGE <= IMAGE_COPY_MAX &&
+        atomic_load_explicit(&img->overflows, memory_order_relaxed) < IMAGE_OVERFLOWS) {
+        restore_writable(im, slot);
+    } else if (slot->tracked &&
+               atomic_fetch_add_explicit(&img->overflows, 1, memory_order_relaxed) + 1 >=
+                   IMAGE_OVERFLOWS) {
+        slot->tracked = false;   /* the handler ignores it from here on */
+        ok = mprotect(slot->base, im->bytes, PROT_READ | PROT_WRITE) == 0 &&
+             drop_written(im, slot);
+    } else if (im->bytes) {
+        ok = drop_written(im, slot);
+    }
+    if (!ok)
+        slot_free(slot, im->bytes);
+    else if (!slot_put(img, slot))
+        slot_free(slot, im->bytes);
 }
 
-/* Memories of this thread's freed instances waiting for reset_slot:
- * resetting costs a system call and copies, which keel_image_tidy does
- * once the request's response is on its way. */
+/* Slots of this thread's freed instances waiting for reset_slot:
+ * resetting costs copies, which keel_image_tidy does once the request's
+ * response is on its way. */
 typedef struct pending_slot {
     keel_image *img;
-    unsigned char *base;
+    image_slot *slot;
     uint64_t used;
 } pending_slot;
 static _Thread_local pending_slot pending[IMAGE_PENDING_MAX];
@@ -587,32 +706,31 @@ void keel_image_tidy(void)
 {
     while (npending) {
         pending_slot p = pending[--npending];
-        reset_slot(p.img, p.base, p.used);
+        reset_slot(p.img, p.slot, p.used);
         image_put(p.img);
     }
 }
 
-static unsigned char *slot_take_or_tidy(keel_image *img)
+static image_slot *slot_take_or_tidy(keel_image *img)
 {
-    unsigned char *base = slot_take(img);
-    if (!base && npending) {   /* this thread's own freed memories first */
+    image_slot *slot = slot_take(img);
+    if (!slot && npending) {   /* this thread's own freed memories first */
         keel_image_tidy();
-        base = slot_take(img);
+        slot = slot_take(img);
     }
-    return base;
+    return slot;
 }
 
 void keel_image_recycle(keel_instance *in)
 {
     keel_image *img = in->img;
-    if (img->nmems != 1)
+    image_slot *slot = in->slot;
+    if (img->nmems != 1 || !slot)
         return;
     const image_mem *im = &img->mems[0];
     wasm_rt_memory_t *mem = (wasm_rt_memory_t *)(void *)((char *)in->inst + im->off);
-    unsigned char *base = mem->data;
     uint64_t used = (uint64_t)mem->pages * IMAGE_PAGE_BYTES;
-    if (!base)
-        return;
+    in->slot = NULL;
     mem->data = NULL;
     mem->pages = mem->size = 0;
     if (npending == IMAGE_PENDING_MAX)
@@ -623,5 +741,5 @@ void keel_image_recycle(keel_instance *in)
         pending_registered = true;
     }
     atomic_fetch_add_explicit(&img->refs, 1, memory_order_relaxed);
-    pending[npending++] = (pending_slot){ img, base, used };
+    pending[npending++] = (pending_slot){ img, slot, used };
 }

@@ -35,6 +35,8 @@ struct keel_module {
  * reproduce (imported memories/tables/globals, funcref globals, a field the
  * glue did not recognise): such a module has no images. The glue's export
  * table carries the layout in the `addr` of its terminating entry. */
+typedef struct image_slot image_slot;
+
 typedef struct keel_glue_layout {
     int32_t nmems, nfuncref, nexternref, nimports;
     const uint32_t *mems, *funcref, *externref, *imports;
@@ -45,8 +47,16 @@ const keel_glue_layout *keel_module_layout(const keel_module *m);
 
 /* Memory reservations (rt_memory.c): an 8 GiB PROT_NONE region from the
  * pool or a new mapping (NULL on failure), and its return (used: bytes from
- * the start that may hold pages; they are dropped first). */
+ * the start that may hold pages; they are dropped first). A reservation
+ * starts at a multiple of its size, so an address inside one names it:
+ * addr >> RT_MEMORY_RESERVE_SHIFT (image.c's fault lookup). */
+#define RT_MEMORY_RESERVE_SHIFT 33
 void *rt_memory_reserve(void);
+/* The image fault hook (image.c), called first by the SIGSEGV handler:
+ * true when addr was a first write to an image page an instance maps
+ * read-only, now made writable (the access is then retried).
+ * Async-signal-safe. */
+bool keel_image_fault(uintptr_t addr);
 void rt_memory_release(void *base, uint64_t used);
 
 struct keel_instance {
@@ -54,6 +64,7 @@ struct keel_instance {
     void *inst;               /* wasm2c instance struct */
     uint32_t memory_limit_pages;
     keel_image *img;          /* the image it came from, NULL when none */
+    struct image_slot *slot;  /* img's slot holding its memory, or NULL */
 };
 
 /* image.c: hands the memories of in (made from in->img) back to the image

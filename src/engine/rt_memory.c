@@ -1,9 +1,10 @@
 /* rt_memory.c — linear memories and tables for wasm2c code.
  *
  * A memory is one reservation of RT_MEMORY_RESERVE_BYTES of PROT_NONE
- * address space: the first `size` bytes are readable and writable, the rest
- * are guard pages, so any 32-bit address plus 32-bit offset the generated
- * code can form faults instead of reaching other memory (wasm2c's
+ * address space, aligned to its size (so an address names its reservation,
+ * module_int.h): the first `size` bytes are readable and writable, the
+ * rest are guard pages, so any 32-bit address plus 32-bit offset the
+ * generated code can form faults instead of reaching other memory (wasm2c's
  * WASM_RT_MEMCHECK_SIGNAL_HANDLER mode, no bounds checks in the code).
  * Growing makes more pages accessible. Freeing drops every page (the used
  * part is mapped over with fresh PROT_NONE anonymous memory) and keeps the
@@ -26,7 +27,7 @@
 
 #define RT_PAGE_BYTES 65536u
 /* 4 GiB of addresses + 4 GiB of offsets: every access wasm2c can form. */
-#define RT_MEMORY_RESERVE_BYTES (8ull << 30)
+#define RT_MEMORY_RESERVE_BYTES (1ull << RT_MEMORY_RESERVE_SHIFT)
 /* Table elements a table may hold, whatever its declared maximum. */
 #define RT_MAX_TABLE_ELEMS (10u * 1000u * 1000u)
 
@@ -52,9 +53,21 @@ void *rt_memory_reserve(void)
     pthread_mutex_unlock(&pool_lock);
     if (base)
         return base;
-    base = mmap(NULL, RT_MEMORY_RESERVE_BYTES, PROT_NONE,
-                MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    return base == MAP_FAILED ? NULL : base;
+    /* Twice the size, then the aligned middle is kept. */
+    unsigned char *raw = mmap(NULL, 2 * RT_MEMORY_RESERVE_BYTES, PROT_NONE,
+                              MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (raw == MAP_FAILED)
+        return NULL;
+    uintptr_t at = ((uintptr_t)raw + RT_MEMORY_RESERVE_BYTES - 1) &
+                   ~(uintptr_t)(RT_MEMORY_RESERVE_BYTES - 1);
+    unsigned char *aligned = (unsigned char *)at;
+    if (aligned > raw)
+        munmap(raw, (size_t)(aligned - raw));
+    unsigned char *end = raw + 2 * RT_MEMORY_RESERVE_BYTES;
+    if (aligned + RT_MEMORY_RESERVE_BYTES < end)
+        munmap(aligned + RT_MEMORY_RESERVE_BYTES,
+               (size_t)(end - aligned - RT_MEMORY_RESERVE_BYTES));
+    return aligned;
 }
 
 void rt_memory_release(void *base, uint64_t used)

@@ -1,12 +1,15 @@
 /* rt_trap.c — entering guest code and leaving it abnormally.
  *
  * Owns keel_rt_invoke (the per-thread unwind target), wasm_rt_trap, the
- * fault handler (SIGSEGV/SIGBUS from guard pages or stack exhaustion) and the
+ * fault handler (SIGSEGV/SIGBUS from guard pages or stack exhaustion, after
+ * image.c has had its look at first writes to image pages) and the
  * deadline signal handler. A signal ends the guest call only when the thread
  * is inside keel_rt_invoke and the interrupted pc is in registered guest code
  * (or the fault is a stack overflow); anything else is a host crash and is
  * left to the default action. */
 #include "engine/rt_int.h"
+
+#include "engine/module_int.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -87,6 +90,8 @@ static void on_fault(int sig, siginfo_t *si, void *uc)
 {
     const void *pc = context_pc(uc);
     uintptr_t addr = (uintptr_t)si->si_addr;
+    if (sig == SIGSEGV && keel_image_fault(addr))
+        return;   /* a first write to an image page: retried, now writable */
     if (rt_self.depth <= 0 || !rt_self.unwind || rt_self.ending) {
         restore_default_and_return(sig);
         return;

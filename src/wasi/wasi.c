@@ -369,6 +369,7 @@ uint32_t WASI_FN(random_get)(WASI_CTX, uint32_t buf, uint32_t buf_len)
     uint8_t *p = keel_guest_ptr(WASI_MEM(ctx), buf, buf_len);
     if (!p)
         return WASI_EFAULT;
+    keel_guest_prepare_write(p, buf_len);
     size_t done = 0;
     while (done < buf_len) {
         ssize_t n = getrandom(p + done, buf_len - done, 0);

@@ -24,8 +24,11 @@
 /* Reads a guest iovec array into iov (KEEL_WASI_MAX_IOVS entries). The
  * byte total is clamped to UINT32_MAX so the count fits the guest's u32.
  * Returns WASI_ESUCCESS with *count set, WASI_EINVAL or WASI_EFAULT. */
+/* The guest's iovec array as host iovecs, each buffer checked; for a
+ * read (into_guest) the buffers are also made ready for the kernel to
+ * write (keel_guest_prepare_write). */
 static uint32_t get_iovs(wasm_rt_memory_t *mem, uint32_t iovs, uint32_t n,
-                         struct iovec *iov, int *count)
+                         struct iovec *iov, int *count, bool into_guest)
 {
     if (n > KEEL_WASI_MAX_IOVS)
         return WASI_EINVAL;
@@ -43,6 +46,8 @@ static uint32_t get_iovs(wasm_rt_memory_t *mem, uint32_t iovs, uint32_t n,
         if (total + len > UINT32_MAX)
             len = (uint32_t)(UINT32_MAX - total);
         total += len;
+        if (into_guest)
+            keel_guest_prepare_write(b, len);
         iov[k].iov_base = b;
         iov[k].iov_len = len;
         k++;
@@ -98,7 +103,7 @@ uint32_t WASI_FN(fd_read)(WASI_CTX, uint32_t fd, uint32_t iovs, uint32_t iovs_le
     uint8_t *out = keel_guest_ptr(WASI_MEM(ctx), nread_out, 4);
     if (!out)
         return WASI_EFAULT;
-    if ((rc = get_iovs(WASI_MEM(ctx), iovs, iovs_len, iov, &n)))
+    if ((rc = get_iovs(WASI_MEM(ctx), iovs, iovs_len, iov, &n, true)))
         return rc;
     wait_ready(e, POLLIN);
     ssize_t r;
@@ -122,7 +127,7 @@ uint32_t WASI_FN(fd_write)(WASI_CTX, uint32_t fd, uint32_t iovs, uint32_t iovs_l
     uint8_t *out = keel_guest_ptr(WASI_MEM(ctx), nwritten_out, 4);
     if (!out)
         return WASI_EFAULT;
-    if ((rc = get_iovs(WASI_MEM(ctx), iovs, iovs_len, iov, &n)))
+    if ((rc = get_iovs(WASI_MEM(ctx), iovs, iovs_len, iov, &n, false)))
         return rc;
     wait_ready(e, POLLOUT);
     ssize_t r;
@@ -150,7 +155,7 @@ static uint32_t positioned_io(WASI_CTX, uint32_t fd, uint32_t iovs, uint32_t iov
     uint8_t *out = keel_guest_ptr(WASI_MEM(ctx), count_out, 4);
     if (!out)
         return WASI_EFAULT;
-    if ((rc = get_iovs(WASI_MEM(ctx), iovs, iovs_len, iov, &n)))
+    if ((rc = get_iovs(WASI_MEM(ctx), iovs, iovs_len, iov, &n, !write)))
         return rc;
     if (offset > INT64_MAX)
         return WASI_EINVAL;

@@ -284,6 +284,7 @@ uint32_t WASI_FN(path_readlink)(WASI_CTX, uint32_t fd, uint32_t path, uint32_t p
         if (l.dot) {
             rc = WASI_EINVAL;
         } else {
+            keel_guest_prepare_write(out, buf_len);
             ssize_t n = readlinkat(l.dirfd, l.name, out, buf_len);   /* truncates */
             if (n < 0)
                 rc = keel_wasi_errno(errno);

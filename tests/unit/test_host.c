@@ -195,6 +195,9 @@ static int next_id;
 
 static result run(const req_spec *s)
 {
+    /* cmocka installs its own SIGSEGV handler around each test: image
+     * pages are read-only until first written, so Keel's must be in place */
+    assert_int_equal(keel_rt_install_signal_handlers(), 0);
     result r;
     memset(&r, 0, sizeof r);
     keel_route_match m;
@@ -839,6 +842,7 @@ static void *worker(void *arg)
 static void threads_run_requests_concurrently(void **state)
 {
     (void)state;
+    assert_int_equal(keel_rt_install_signal_handlers(), 0);   /* see run() */
     pthread_t t[THREADS];
     for (intptr_t i = 0; i < THREADS; i++)
         assert_int_equal(pthread_create(&t[i], NULL, worker, (void *)(i + 1)), 0);
