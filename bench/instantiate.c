@@ -15,7 +15,7 @@
  *            state for reuse (the server runs it after the response) —
  *            only with -DKEEL_BENCH_IMAGE;
  *   wasi     keel_wasi_new + keel_wasi_free with the component host's
- *            configuration (argv, no env, stdio fds, no preopens).
+ *            configuration (argv, no env, stdio memfds, no preopens).
  *
  * Build and run (from the repository root, after `make BUILD=build all guests`):
  *   cc -std=c17 -O2 -D_GNU_SOURCE -DKEEL_BENCH_IMAGE -Isrc bench/instantiate.c \
@@ -205,8 +205,9 @@ static void bench_module(const char *label, const char *path, size_t runs, keel_
 static void bench_wasi(size_t runs)
 {
     const char *argv[1] = { "hello" };
+    /* as src/host/call.c: stdio are the host's memfds (no fstat) */
     keel_wasi_config wc = { .argc = 1, .argv = argv, .stdin_fd = -1, .stdout_fd = 1,
-                            .stderr_fd = 2 };
+                            .stderr_fd = 2, .stdio_are_files = true };
     uint64_t *t = calloc(runs, sizeof *t);
     char err[256];
     for (size_t i = 0; i < runs; i++) {

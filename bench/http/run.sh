@@ -6,7 +6,7 @@
 # everything and prints one table; also build/bench/http.tsv. What each
 # number means: bench/http/README.md.
 #
-#   bash bench/http/run.sh                          # everything, ~3 minutes
+#   bash bench/http/run.sh                          # everything, ~7 minutes
 #   BENCH_HTTP_SECTIONS="hello hop" bash bench/http/run.sh
 #
 # Needs: wrk, nginx (nginx-light is enough), clang + wasi-libc, curl,
@@ -27,6 +27,7 @@ SCALE_COUNTS=${BENCH_HTTP_SCALE:-"1 10 100"}
 HOL_SLOW_CONNS=${BENCH_HTTP_HOL_SLOW_CONNS:-64}   # = the spinner's concurrency limit
 HOL_PROBE_CONNS=${BENCH_HTTP_HOL_PROBE_CONNS:-4}
 SPIN_MS=${BENCH_HTTP_SPIN_MS:-50}
+ROUNDS=${BENCH_HTTP_ROUNDS:-5}             # hello: rounds of nginx, Keel, Keel, ... in turn
 NGINX=${NGINX:-nginx}
 NGINX_WORKERS=${BENCH_HTTP_NGINX_WORKERS:-$(nproc)}
 
@@ -207,8 +208,20 @@ fi
 KMAIN=
 if has hello || has hop || has hol; then
     cp "$GUESTS"/*.wasm "$TMP/"
+    # The main manifest turns the access log off, as nginx's config does;
+    # section 1 also measures Keel's default (access log on) with a second
+    # process serving the same hello.
+    cat >"$TMP/log.yaml" <<EOF
+# bench/http: Keel's default observability (JSON access log on stderr)
+components:
+  hello:
+    wasm: hello_wapc.wasm
+    abi: wapc
+    routes: [{ path: /hello }]
+EOF
     cat >"$TMP/main.yaml" <<EOF
 # bench/http main manifest (written by run.sh)
+observability: { access_log: false }
 components:
   hello:
     wasm: hello_wapc.wasm
@@ -238,18 +251,33 @@ EOF
     start_keel main "$TMP/main.yaml"
     KMAIN=$KPID
     K=http://127.0.0.1:$KPORT
+    KLOG=
+    if has hello; then
+        start_keel log "$TMP/log.yaml"
+        KLOG=$KPID
+        KL=http://127.0.0.1:$KPORT
+        check_body "$KL/hello" hello
+    fi
     for p in hello wagi chain single; do check_body "$K/$p" hello; done
     check_body "$K/spin" spun
 fi
 
 # ---------------------------------------------------------------- 1. hello
+# ROUNDS rounds, each server in turn: a minute-long change in what the
+# machine gives (other VMs, other jobs) then hits every server alike, and
+# the report takes each case's median round.
 if has hello; then
-    warm "http://127.0.0.1:$P_HELLO/"
-    measure hello/nginx "$THREADS" "$CONNS" "http://127.0.0.1:$P_HELLO/"
-    warm "$K/hello"
-    measure hello/keel-wapc "$THREADS" "$CONNS" "$K/hello"
-    warm "$K/wagi"
-    measure hello/keel-wagi "$THREADS" "$CONNS" "$K/wagi"
+    for r in $(seq "$ROUNDS"); do
+        warm "http://127.0.0.1:$P_HELLO/"
+        measure "hello/nginx@$r" "$THREADS" "$CONNS" "http://127.0.0.1:$P_HELLO/"
+        warm "$K/hello"
+        measure "hello/keel-wapc@$r" "$THREADS" "$CONNS" "$K/hello"
+        warm "$KL/hello"
+        measure "hello/keel-wapc-log@$r" "$THREADS" "$CONNS" "$KL/hello"
+        warm "$K/wagi"
+        measure "hello/keel-wagi@$r" "$THREADS" "$CONNS" "$K/wagi"
+    done
+    stop_keel "$KLOG"
 fi
 
 # ---------------------------------------------------------------- 2. hop

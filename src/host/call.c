@@ -180,7 +180,8 @@ int host_instance_acquire(host_call *c, char *const *envp, int envc, const host_
     }
     host_code *code = c->code;
     size_t nmods = keel_module_import_module_count(code->mod);
-    c->imports = calloc(nmods + 1, sizeof *c->imports);
+    c->imports = nmods < sizeof c->imports_inline / sizeof *c->imports_inline
+                     ? c->imports_inline : calloc(nmods + 1, sizeof *c->imports);
     if (!c->imports)
         abort();
     for (size_t i = 0; i < nmods; i++)
@@ -233,7 +234,8 @@ void host_instance_release(host_call *c)
     c->inst = NULL;
     keel_wasi_free(c->wasi);
     c->wasi = NULL;
-    free(c->imports);
+    if (c->imports != c->imports_inline)
+        free(c->imports);
     c->imports = NULL;
     c->ctx.mem = NULL;
 }

@@ -472,6 +472,7 @@ int keel_host_new(const keel_manifest *m, const keel_host_opts *o, keel_host **o
     for (size_t i = 0; i < h->ncomps; i++) {
         h->comps[i].cfg = &m->components[i];
         h->comps[i].index = i;
+        atomic_init(&h->comps[i].cpu_per_wall, 1024);   /* CPU = wall until measured */
     }
     if ((rc = host_open_stores(h, err, errlen))) {
         keel_host_free(h);

@@ -116,6 +116,9 @@ typedef struct host_component {
     bool has_health;              /* exports keel_health() -> i32 */
     struct host_health *health;   /* breaker, probe result, last trap */
     _Atomic uint64_t kv_denied;   /* kv calls naming a store not granted (kv.c) */
+    /* Guest CPU time per wall time of its invocations, in 1/1024, from
+     * the last measured ones (obs.c): what an unmeasured one is charged. */
+    _Atomic uint32_t cpu_per_wall;
 } host_component;
 
 typedef struct host_route {
@@ -162,7 +165,7 @@ typedef struct host_inv {
     host_component *comp;
     uint8_t span_id[8];
     char span_hex[17];
-    uint64_t start_mono, cpu_start, child_cpu;
+    uint64_t start_mono, cpu_start, child_cpu, child_wall;
     const char *op;
     size_t op_len;
 } host_inv;
@@ -223,7 +226,9 @@ typedef struct host_call {
     keel_host_ctx ctx;
     keel_instance *inst;
     struct keel_wasi *wasi;
-    void **imports;
+    void **imports;               /* per import module: &ctx (imports_inline
+                                     when they fit) */
+    void *imports_inline[8];
     bool initialized;             /* inst came from an initialized image */
     bool is_template;             /* building the component's image */
     bool template_refused;        /* ... and the guest called a request-bound host function */

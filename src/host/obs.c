@@ -155,11 +155,15 @@ static uint64_t real_of(uint64_t mono)
     return mono + tl_off;
 }
 
-/* Reading a thread's CPU clock is a system call (about 2 us on a loaded
- * VM): one request in KEEL_OBS_CPU_SAMPLE per thread is measured, the first
- * one included, and its invocations' CPU time counted that many times. */
-#define KEEL_OBS_CPU_SAMPLE 8u
-static _Thread_local unsigned tl_cpu_turn;
+/* Reading a thread's CPU clock is a system call (2 us or more on a loaded
+ * VM, twice per invocation): a thread measures the CPU time of one request
+ * per KEEL_OBS_CPU_PERIOD_NS (the first one included), so at low rates
+ * every request is measured and at high rates a few hundred per second.
+ * An invocation not measured is charged its own wall time (without its
+ * callees') times its component's CPU share seen in the last measured
+ * ones (host_component.cpu_per_wall; 1 until measured). */
+#define KEEL_OBS_CPU_PERIOD_NS 2000000ull
+static _Thread_local uint64_t tl_cpu_next;
 
 static uint64_t cpu_ns(void)
 {
@@ -193,7 +197,9 @@ void host_obs_request_begin(host_request *rq, host_component *comp)
     (void)comp;
     host_req_obs *o = &rq->obs;
     o->start_mono = mono_ns();
-    o->cpu_sampled = rq->h->metrics && tl_cpu_turn++ % KEEL_OBS_CPU_SAMPLE == 0;
+    o->cpu_sampled = rq->h->metrics && o->start_mono >= tl_cpu_next;
+    if (o->cpu_sampled)
+        tl_cpu_next = o->start_mono + KEEL_OBS_CPU_PERIOD_NS;
     const keel_request *req = rq->req;
     const keel_header *tp = req->headers ? find_header(req, "traceparent") : NULL;
     if (tp && keel_traceparent_parse(tp->value, tp->value_len, &o->tc)) {
@@ -286,14 +292,27 @@ void host_obs_invoke_end(host_request *rq, host_inv *inv, keel_call_outcome outc
 {
     host_req_obs *o = &rq->obs;
     uint64_t end = mono_ns();
-    uint64_t total_cpu = o->cpu_sampled ? cpu_ns() - inv->cpu_start : 0;
-    uint64_t self_cpu = total_cpu > inv->child_cpu ? total_cpu - inv->child_cpu : 0;
+    uint64_t wall = end - inv->start_mono;
+    uint64_t self_wall = wall > inv->child_wall ? wall - inv->child_wall : 0;
+    uint64_t total_cpu = 0;
     keel_metrics *m = rq->h->metrics;
-    if (o->cpu_sampled)
-        keel_metrics_cpu(m, inv->comp->index, self_cpu * KEEL_OBS_CPU_SAMPLE);
+    if (o->cpu_sampled) {
+        total_cpu = cpu_ns() - inv->cpu_start;
+        uint64_t self_cpu = total_cpu > inv->child_cpu ? total_cpu - inv->child_cpu : 0;
+        keel_metrics_cpu(m, inv->comp->index, self_cpu);
+        if (self_wall) {
+            uint64_t share = self_cpu >= self_wall ? 1024 : self_cpu * 1024 / self_wall;
+            atomic_store_explicit(&inv->comp->cpu_per_wall, (uint32_t)share,
+                                  memory_order_relaxed);
+        }
+    } else if (m) {
+        uint32_t share = atomic_load_explicit(&inv->comp->cpu_per_wall, memory_order_relaxed);
+        keel_metrics_cpu(m, inv->comp->index, self_wall * share / 1024);
+    }
     host_inv *parent = inv->parent;
     if (parent) {
         parent->child_cpu += total_cpu;
+        parent->child_wall += wall;
         keel_metrics_call(m, parent->comp->index, inv->comp->index, outcome,
                           end - inv->start_mono);
     }

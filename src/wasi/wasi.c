@@ -58,7 +58,13 @@ static bool fd_table_reserve(struct keel_wasi *w, uint32_t fd)
         n *= 2;
     if (n > KEEL_WASI_MAX_FDS)
         n = KEEL_WASI_MAX_FDS;
-    keel_wasi_fd *t = realloc(w->fds, n * sizeof *t);
+    keel_wasi_fd *t;
+    if (w->fds == w->fds_inline) {
+        if ((t = malloc(n * sizeof *t)))
+            memcpy(t, w->fds_inline, w->nfds * sizeof *t);
+    } else {
+        t = realloc(w->fds, n * sizeof *t);
+    }
     if (!t)
         return false;
     for (uint32_t i = w->nfds; i < n; i++) {
@@ -123,7 +129,8 @@ void keel_wasi_put_filestat(uint8_t *p, const struct stat *st)
 /* create / free                                                       */
 
 /* Packs n C strings into one buffer; fails on a total over UINT32_MAX. */
-static int pack_strings(int n, const char *const *s, char **buf, uint32_t *size)
+/* Bytes n NUL-terminated strings take back to back (0 when none). */
+static int strings_size(int n, const char *const *s, size_t *size)
 {
     uint64_t total = 0;
     for (int i = 0; i < n; i++) {
@@ -133,18 +140,18 @@ static int pack_strings(int n, const char *const *s, char **buf, uint32_t *size)
     }
     if (total > UINT32_MAX)
         return KEEL_ELIMIT;
-    char *b = malloc(total ? total : 1);
-    if (!b)
-        return KEEL_ENOMEM;
-    size_t off = 0;
+    *size = (size_t)total;
+    return 0;
+}
+
+/* Copies n strings back to back into b (strings_size bytes). */
+static void pack_strings(int n, const char *const *s, char *b)
+{
     for (int i = 0; i < n; i++) {
         size_t l = strlen(s[i]) + 1;
-        memcpy(b + off, s[i], l);
-        off += l;
+        memcpy(b, s[i], l);
+        b += l;
     }
-    *buf = b;
-    *size = (uint32_t)total;
-    return 0;
 }
 
 uint64_t keel_wasi_stdio_written(const struct keel_wasi *w)
@@ -191,18 +198,28 @@ int keel_wasi_new(const keel_wasi_config *cfg, struct keel_wasi **out,
                             "wasi: environment entry %d (\"%s\") is not KEY=VALUE",
                             i, cfg->envp[i]);
 
-    struct keel_wasi *w = calloc(1, sizeof *w);
+    size_t args_size = 0, env_size = 0;
+    int rc = strings_size(cfg->argc, cfg->argv, &args_size);
+    if (rc == 0)
+        rc = strings_size(cfg->envc, cfg->envp, &env_size);
+    if (rc)
+        return keel_err(err, errlen, rc, "wasi: cannot copy args/environment");
+    struct keel_wasi *w = malloc(sizeof *w + args_size + env_size);
     if (!w)
         return keel_err(err, errlen, KEEL_ENOMEM, "wasi: out of memory");
-    int rc = pack_strings(cfg->argc, cfg->argv, &w->args, &w->args_size);
-    if (rc == 0)
-        rc = pack_strings(cfg->envc, cfg->envp, &w->env, &w->env_size);
-    if (rc) {
-        keel_wasi_free(w);
-        return keel_err(err, errlen, rc, "wasi: cannot copy args/environment");
-    }
+    memset(w, 0, sizeof *w);
+    w->args = w->strings;
+    w->env = w->strings + args_size;
+    pack_strings(cfg->argc, cfg->argv, w->args);
+    pack_strings(cfg->envc, cfg->envp, w->env);
+    w->args_size = (uint32_t)args_size;
+    w->env_size = (uint32_t)env_size;
     w->argc = (uint32_t)cfg->argc;
     w->envc = (uint32_t)cfg->envc;
+    for (uint32_t i = 0; i < KEEL_WASI_INLINE_FDS; i++)
+        w->fds_inline[i].host = -1;
+    w->fds = w->fds_inline;
+    w->nfds = KEEL_WASI_INLINE_FDS;
 
     if (!fd_table_reserve(w, (uint32_t)(2 + cfg->npreopens))) {
         keel_wasi_free(w);
@@ -250,9 +267,8 @@ void keel_wasi_free(struct keel_wasi *w)
         return;
     for (uint32_t i = 0; i < w->nfds; i++)
         keel_wasi_fd_release(&w->fds[i]);
-    free(w->fds);
-    free(w->args);
-    free(w->env);
+    if (w->fds != w->fds_inline)
+        free(w->fds);
     free(w);
 }
 

@@ -170,6 +170,11 @@ typedef struct keel_wasi_fd {
     uint64_t rights_inheriting;
 } keel_wasi_fd;
 
+/* Fd slots a keel_wasi holds in itself before its table moves to the heap. */
+#define KEEL_WASI_INLINE_FDS 8
+
+/* One allocation: the struct, then the args and environment strings; the
+ * fd table too while it fits in fds_inline. */
 struct keel_wasi {
     keel_wasi_fd *fds;        /* slots [0, nfds); grows up to KEEL_WASI_MAX_FDS */
     uint32_t nfds;
@@ -178,6 +183,8 @@ struct keel_wasi {
     char *env;                /* "KEY=VALUE" strings the same way */
     uint32_t envc, env_size;
     uint64_t stdio_written;   /* bytes fd_write put in fds Keel did not open */
+    keel_wasi_fd fds_inline[KEEL_WASI_INLINE_FDS];
+    char strings[];           /* args, then env */
 };
 
 /* --- helpers (wasi.c) --- */

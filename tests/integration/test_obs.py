@@ -174,6 +174,43 @@ def test_metrics_exposition_and_labels(start_keel):
     assert admin_get(srv, "/metrics", method="POST")[0] == 405
 
 
+def test_guest_cpu_is_cpu_not_wall_time(start_keel):
+    # keel_guest_cpu_seconds_total counts CPU time in guest code: a
+    # component that sleeps is charged next to nothing, one that burns CPU
+    # until its deadline about its deadline, and a stream of short requests
+    # (most of them charged from their wall time and their component's
+    # measured CPU share, src/host/obs.c) less than the time they took
+    srv = start_keel("""
+components:
+  sleeper:
+    wasm: {up_probe}
+    routes: [{{ path: /sleep, operation: sleep }}]
+  burner:
+    wasm: {up_probe}
+    routes: [{{ path: /spin, operation: spin }}]
+    limits: {{ timeout: 150ms }}
+  quick:
+    wasm: {hello}
+    routes: [{{ path: /hello, operation: hello }}]
+""")
+    for _ in range(4):
+        r = srv.request("GET", "/sleep", headers={"X-Sleep-Ms": "100"})
+        assert r.status == 200 and r.body == b"slept", r
+    for _ in range(3):
+        assert srv.get("/spin").status == 504
+    t0 = time.monotonic()
+    for _ in range(2000):
+        assert srv.get("/hello").status == 200
+    took = time.monotonic() - t0
+    text = scrape(srv)
+    slept = sample(text, "keel_guest_cpu_seconds_total", component="sleeper")
+    burnt = sample(text, "keel_guest_cpu_seconds_total", component="burner")
+    quick = sample(text, "keel_guest_cpu_seconds_total", component="quick")
+    assert slept is not None and slept < 0.04, slept        # 0.4 s asleep
+    assert burnt is not None and 0.3 <= burnt <= 1.5, burnt  # 3 x 150 ms deadline
+    assert quick is not None and 0 < quick < took, (quick, took)
+
+
 def test_label_values_are_escaped(start_keel, tmp_path):
     # a route path with a quote and a backslash must come out escaped
     yaml_text = CHAIN_YAML + '''
