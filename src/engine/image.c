@@ -668,9 +668,7 @@ static void reset_slot(keel_image *img, image_slot *slot, uint64_t used)
     } else if (im->bytes) {
         ok = drop_written(im, slot);
     }
-    if (!ok)
-        slot_free(slot, im->bytes);
-    else if (!slot_put(img, slot))
+    if (!ok || !slot_put(img, slot))
         slot_free(slot, im->bytes);
 }
 
