@@ -214,8 +214,11 @@ static void slot_free(image_slot *slot, uint64_t used)
 }
 
 /* Makes pages [first, first + count) of a tracked slot writable, each run
- * of read-only ones with one mprotect, and records them. false when an
- * mprotect failed. Async-signal-safe. */
+ * of read-only ones with one mprotect, and records them. Each run splits
+ * the mapping: when the kernel refuses one more (vm.max_map_count), the
+ * whole slot is made writable in one piece instead and stops being
+ * tracked (its reset then drops the written copies). false only when
+ * that fails too. Async-signal-safe. */
 static bool slot_make_writable(image_slot *slot, uint32_t first, uint32_t count)
 {
     uint32_t end = first + count;
@@ -228,8 +231,13 @@ static bool slot_make_writable(image_slot *slot, uint32_t first, uint32_t count)
         while (run < end && !(slot->writable[run / 64] >> (run % 64) & 1))
             run++;
         if (mprotect(slot->base + (size_t)pg * IMAGE_OS_PAGE,
-                     (size_t)(run - pg) * IMAGE_OS_PAGE, PROT_READ | PROT_WRITE) != 0)
-            return false;
+                     (size_t)(run - pg) * IMAGE_OS_PAGE, PROT_READ | PROT_WRITE) != 0) {
+            if (mprotect(slot->base, (size_t)slot->npages * IMAGE_OS_PAGE,
+                         PROT_READ | PROT_WRITE) != 0)
+                return false;
+            slot->tracked = false;
+            return true;
+        }
         for (uint32_t q = pg; q < run; q++)
             slot->writable[q / 64] |= 1ull << (q % 64);
         slot->nwritable += run - pg;

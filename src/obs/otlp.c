@@ -5,26 +5,23 @@
  * exporter is the only consumer. A full ring drops the span and counts it.
  * Every KEEL_TRACE_FLUSH_MS (or sooner when a ring is half full) the
  * exporter drains the rings into batches of at most KEEL_TRACE_BATCH_SPANS
- * and POSTs each to ENDPOINT/v1/traces with a plain blocking socket and
- * KEEL_TRACE_IO_TIMEOUT_MS timeouts; a batch that cannot be delivered (no
- * connection, timeout, non-2xx) is dropped and counted. */
+ * and POSTs each to ENDPOINT/v1/traces (otlp_http.c: one connection kept
+ * between batches, KEEL_TRACE_IO_TIMEOUT_MS timeouts); a batch that
+ * cannot be delivered (no connection, timeout, non-2xx) is dropped and
+ * counted. */
 #include "obs/trace.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netdb.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "obs/log.h"
+#include "obs/otlp_http.h"
 #include "obs/prom.h"
 
 typedef struct ring {
@@ -43,6 +40,9 @@ typedef struct tracer {
     ring *rings;
     atomic_bool stop;
     bool failing;                    /* for logging state changes once */
+    /* the exporter thread's own */
+    otlp_conn conn;                  /* to the collector, kept between batches */
+    keel_buf batch;                  /* a batch's JSON, reused */
 } tracer;
 
 static tracer *_Atomic T;
@@ -254,97 +254,6 @@ static void span_json(keel_buf *b, const keel_span *s, bool first)
     b->data[b->len] = 0;
 }
 
-/* ---- HTTP ---- */
-
-static int wait_fd(int fd, short ev)
-{
-    struct pollfd p = { .fd = fd, .events = ev };
-    int r;
-    do
-        r = poll(&p, 1, KEEL_TRACE_IO_TIMEOUT_MS);
-    while (r < 0 && errno == EINTR);
-    return r == 1 ? 0 : -1;
-}
-
-/* POSTs body; 0 on a 2xx answer. why gets the reason otherwise. */
-static int post(tracer *t, const keel_buf *body, char *why, size_t whylen)
-{
-    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
-    struct addrinfo *res = NULL;
-    int rc = getaddrinfo(t->host, t->port, &hints, &res);
-    if (rc != 0) {
-        snprintf(why, whylen, "%s: %s", t->host, gai_strerror(rc));
-        return -1;
-    }
-    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0) {
-        freeaddrinfo(res);
-        snprintf(why, whylen, "socket: %s", strerror(errno));
-        return -1;
-    }
-    int ok = -1;
-    if (connect(fd, res->ai_addr, res->ai_addrlen) != 0 && errno != EINPROGRESS) {
-        snprintf(why, whylen, "connect %s:%s: %s", t->host, t->port, strerror(errno));
-        goto out;
-    }
-    int soerr = 0;
-    socklen_t sl = sizeof soerr;
-    if (wait_fd(fd, POLLOUT) || getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) || soerr) {
-        snprintf(why, whylen, "connect %s:%s: %s", t->host, t->port,
-                 soerr ? strerror(soerr) : "timed out");
-        goto out;
-    }
-    char head[768];
-    int hn = snprintf(head, sizeof head, "POST %s HTTP/1.1\r\nHost: %s:%s\r\n"
-                      "Content-Type: application/json\r\nContent-Length: %zu\r\n"
-                      "Connection: close\r\n\r\n", t->path, t->host, t->port, body->len);
-    const char *parts[2] = { head, body->data ? body->data : "" };
-    size_t lens[2] = { (size_t)hn, body->len };
-    for (int i = 0; i < 2; i++) {
-        size_t off = 0;
-        while (off < lens[i]) {
-            ssize_t w = send(fd, parts[i] + off, lens[i] - off, MSG_NOSIGNAL);
-            if (w < 0 && (errno == EAGAIN || errno == EINTR)) {
-                if (wait_fd(fd, POLLOUT)) {
-                    snprintf(why, whylen, "send: timed out");
-                    goto out;
-                }
-                continue;
-            }
-            if (w <= 0) {
-                snprintf(why, whylen, "send: %s", strerror(errno));
-                goto out;
-            }
-            off += (size_t)w;
-        }
-    }
-    char resp[64];
-    size_t got = 0;
-    while (got < 12) {
-        if (wait_fd(fd, POLLIN)) {
-            snprintf(why, whylen, "no answer within %u ms", KEEL_TRACE_IO_TIMEOUT_MS);
-            goto out;
-        }
-        ssize_t r = recv(fd, resp + got, sizeof resp - 1 - got, 0);
-        if (r < 0 && (errno == EAGAIN || errno == EINTR))
-            continue;
-        if (r <= 0) {
-            snprintf(why, whylen, "connection closed before an answer");
-            goto out;
-        }
-        got += (size_t)r;
-    }
-    resp[got] = 0;
-    if (strncmp(resp, "HTTP/1.", 7) == 0 && resp[9] == '2')
-        ok = 0;
-    else
-        snprintf(why, whylen, "collector answered %.12s", resp);
-out:
-    close(fd);
-    freeaddrinfo(res);
-    return ok;
-}
-
 /* Drains up to KEEL_TRACE_BATCH_SPANS spans into b; returns how many. */
 static size_t drain(tracer *t, keel_buf *b)
 {
@@ -372,14 +281,14 @@ static size_t drain(tracer *t, keel_buf *b)
 static void flush(tracer *t)
 {
     for (;;) {
-        keel_buf b = { 0 };
-        size_t n = drain(t, &b);
-        if (!n) {
-            keel_buf_free(&b);
+        keel_buf *b = &t->batch;
+        b->len = 0;
+        size_t n = drain(t, b);
+        if (!n)
             return;
-        }
         char why[300];
-        if (post(t, &b, why, sizeof why) == 0) {
+        if (otlp_post(&t->conn, t->host, t->port, t->path, b->data, b->len, why,
+                      sizeof why) == 0) {
             keel_metrics_spans(t->m, n, 0);
             if (t->failing)
                 keel_log(KEEL_LOG_INFO, "trace", "exporting spans to %s:%s again", t->host,
@@ -392,7 +301,6 @@ static void flush(tracer *t)
                          "until the collector answers", why);
             t->failing = true;
         }
-        keel_buf_free(&b);
         if (n < KEEL_TRACE_BATCH_SPANS)
             return;
     }
@@ -413,6 +321,8 @@ static void *exporter_main(void *arg)
         flush(t);
     }
     flush(t);
+    otlp_conn_close(&t->conn);
+    keel_buf_free(&t->batch);
     return NULL;
 }
 
@@ -477,6 +387,7 @@ int keel_tracer_start(const char *endpoint, double sample, keel_metrics *m, char
     }
     t->sample = sample;
     t->m = m;
+    t->conn.fd = -1;
     pthread_mutex_init(&t->mu, NULL);
     pthread_cond_init(&t->cv, NULL);
     if (pthread_create(&t->thread, NULL, exporter_main, t) != 0) {

@@ -415,17 +415,34 @@ components:
 class Collector:
     """An OTLP/HTTP JSON receiver on 127.0.0.1:port (POST /v1/traces)."""
 
-    def __init__(self, port):
+    def __init__(self, port, keepalive=False, close_after=0):
+        """keepalive: answer HTTP/1.1 and keep connections open;
+        close_after: then close each connection after that many POSTs."""
         self.port = port
         self.spans = []
         self.lock = threading.Lock()
         self.server = None
+        self.keepalive = keepalive
+        self.close_after = close_after
+        self.connections = 0
+        self.posts = 0
 
     def start(self):
         coll = self
 
         class H(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1" if coll.keepalive else "HTTP/1.0"
+
+            def setup(self):
+                super().setup()
+                self.served = 0
+                with coll.lock:
+                    coll.connections += 1
+
             def do_POST(self):
+                self.served += 1
+                with coll.lock:
+                    coll.posts += 1
                 n = int(self.headers.get("Content-Length", 0))
                 body = self.rfile.read(n)
                 ok = self.path == "/v1/traces" and \
@@ -440,6 +457,8 @@ class Collector:
                 self.send_header("Content-Length", "2")
                 self.end_headers()
                 self.wfile.write(b"{}")
+                if coll.close_after and self.served >= coll.close_after:
+                    self.close_connection = True   # closed with no warning
 
             def log_message(self, *a):
                 pass
@@ -536,6 +555,41 @@ def test_traces_three_hop_chain_and_collector_outage(start_keel):
         assert sample(scrape(srv), "keel_spans_exported_total") > 4
     finally:
         coll2.stop()
+
+
+def test_trace_export_keeps_its_connection(start_keel):
+    # an HTTP/1.1 collector: batches share one connection; one that the
+    # collector closes without a word is replaced, and no span is lost
+    port = free_port()
+    coll = Collector(port, keepalive=True, close_after=3)
+    coll.start()
+    try:
+        srv = start_keel(f"observability: {{{{ otlp_endpoint: 'http://127.0.0.1:{port}', "
+                         f"trace_sample: 1.0 }}}}\n" + CHAIN_YAML)
+        sent = 0
+        t_end = time.monotonic() + 5.5   # the exporter sends at least once a second
+        while time.monotonic() < t_end:
+            assert srv.get("/hello", headers={"X-Request-Id": f"ka-{sent}"}).status == 200
+            sent += 1
+            time.sleep(0.1)
+        want = {f"ka-{i}" for i in range(sent)}
+
+        def delivered():
+            with coll.lock:
+                return {attrs(s).get("keel.request_id") for s in coll.spans} & want
+
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and delivered() != want:
+            time.sleep(0.1)
+        assert delivered() == want, sorted(want - delivered())
+        with coll.lock:
+            posts, conns = coll.posts, coll.connections
+        assert posts >= 5, posts
+        # 3 POSTs per connection at most, and never a connection per POST
+        assert (posts + 2) // 3 <= conns < posts, (posts, conns)
+        assert sample(scrape(srv), "keel_spans_dropped_total") == 0
+    finally:
+        coll.stop()
 
 
 def test_store_calls_are_spans_of_their_invocation(start_keel):
