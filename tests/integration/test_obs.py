@@ -207,7 +207,9 @@ components:
     burnt = sample(text, "keel_guest_cpu_seconds_total", component="burner")
     quick = sample(text, "keel_guest_cpu_seconds_total", component="quick")
     assert slept is not None and slept < 0.04, slept        # 0.4 s asleep
-    assert burnt is not None and 0.3 <= burnt <= 1.5, burnt  # 3 x 150 ms deadline
+    # 3 x 150 ms to the deadline, which also covers getting to the guest
+    # (a worker thread at nice 10, an ASan build): well above the sleeper
+    assert burnt is not None and 0.1 <= burnt <= 1.5, burnt
     assert quick is not None and 0 < quick < took, (quick, took)
 
 
