@@ -428,6 +428,7 @@ class Collector:
         self.close_after = close_after
         self.connections = 0
         self.posts = 0
+        self.slowest_body = 0.0   # seconds from a POST's head to the end of its body
 
     def start(self):
         coll = self
@@ -446,7 +447,11 @@ class Collector:
                 with coll.lock:
                     coll.posts += 1
                 n = int(self.headers.get("Content-Length", 0))
+                t0 = time.monotonic()
                 body = self.rfile.read(n)
+                took = time.monotonic() - t0
+                with coll.lock:
+                    coll.slowest_body = max(coll.slowest_body, took)
                 ok = self.path == "/v1/traces" and \
                     self.headers.get("Content-Type") == "application/json"
                 if ok:
@@ -590,6 +595,9 @@ def test_trace_export_keeps_its_connection(start_keel):
         # 3 POSTs per connection at most, and never a connection per POST
         assert (posts + 2) // 3 <= conns < posts, (posts, conns)
         assert sample(scrape(srv), "keel_spans_dropped_total") == 0
+        # a batch leaves whole: its body never waits for the collector's
+        # delayed ACK (40 ms or more) on a kept connection
+        assert coll.slowest_body < 0.03, coll.slowest_body
     finally:
         coll.stop()
 
