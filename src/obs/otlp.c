@@ -3,7 +3,7 @@
  * Each thread that submits a span owns one single-producer ring of
  * KEEL_TRACE_RING_SPANS spans (registered once, under a mutex); the
  * exporter is the only consumer. A full ring drops the span and counts it.
- * Every KEEL_TRACE_FLUSH_MS (or sooner when a ring is half full) the
+ * Every KEEL_TRACE_FLUSH_MS (or sooner when a ring is a quarter full) the
  * exporter drains the rings into batches of at most KEEL_TRACE_BATCH_SPANS
  * and POSTs each to ENDPOINT/v1/traces (otlp_http.c: one connection kept
  * between batches, KEEL_TRACE_IO_TIMEOUT_MS timeouts); a batch that
@@ -111,7 +111,10 @@ void keel_span_commit(keel_span *s)
     uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
     uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
     atomic_store_explicit(&r->tail, tail + 1, memory_order_release);
-    if (tail - head + 1 == KEEL_TRACE_RING_SPANS / 2)
+    /* A quarter full wakes the exporter: the other three quarters absorb
+     * the time it waits for a CPU (on two vCPUs at 60k requests/s, the
+     * half-full wake-up left 8 ms and lost 1.8% of the spans). */
+    if (tail - head + 1 == KEEL_TRACE_RING_SPANS / 4)
         pthread_cond_signal(&t->cv);   /* no mutex: a lost wake-up costs one flush period */
 }
 

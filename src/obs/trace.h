@@ -14,7 +14,7 @@
 #include "obs/metrics.h"
 
 /* Named ceilings. */
-#define KEEL_TRACE_RING_SPANS 1024u        /* spans queued per thread */
+#define KEEL_TRACE_RING_SPANS 2048u        /* spans queued per thread (824 bytes each) */
 #define KEEL_TRACE_BATCH_SPANS 512u        /* spans per POST */
 #define KEEL_TRACE_FLUSH_MS 1000u          /* export at least this often */
 #define KEEL_TRACE_IO_TIMEOUT_MS 2000u     /* connect/send/receive to the collector */
