@@ -149,4 +149,8 @@ lines=$(grep -c '"msg":"request"' "$work/keel-on.log" || true)
 echo "median: off $mo req/s, on $mn req/s, cost $(awk -v a="$mo" -v b="$mn" 'BEGIN {printf "%.1f%%", (a-b)*100/a}')"
 echo "median Keel CPU per request: off $mco us, on $mcn us, cost $(awk -v a="$mco" -v b="$mcn" 'BEGIN {printf "%.1f%%", (b-a)*100/a}')"
 echo "on: $spans access log lines=$lines"
+dropped=$(curl -s "http://127.0.0.1:$admin_on/metrics" | awk '/^keel_spans_dropped_total/ {print $2}')
+if [ -n "$dropped" ] && [ "${dropped%.*}" -gt 0 ]; then
+  echo "WARNING: $dropped spans dropped: \"on\" did less work than asked, so its cost is understated"
+fi
 echo "on = $ON (trace_sample $SAMPLE); collector: $SINK; cpus: $(nproc), wrk -t$THREADS -c$CONNS -d${DUR}s x $ROUNDS rounds, load before: $(cut -d' ' -f1-3 /proc/loadavg)"
