@@ -165,6 +165,12 @@ static bool slot_put(keel_image *img, image_slot *slot)
 /* A clean slot, or after resetting this thread's freed memories (below). */
 static image_slot *slot_take_or_tidy(keel_image *img);
 
+/* Bit i of a page bitmap. */
+static bool page_bit(const uint64_t *map, uint32_t i)
+{
+    return map[i / 64] >> (i % 64) & 1;
+}
+
 static size_t slot_index(const void *addr)
 {
     return (uintptr_t)addr >> RT_MEMORY_RESERVE_SHIFT;
@@ -223,12 +229,12 @@ static bool slot_make_writable(image_slot *slot, uint32_t first, uint32_t count)
 {
     uint32_t end = first + count;
     for (uint32_t pg = first; pg < end;) {
-        if (slot->writable[pg / 64] >> (pg % 64) & 1) {
+        if (page_bit(slot->writable, pg)) {
             pg++;
             continue;
         }
         uint32_t run = pg + 1;
-        while (run < end && !(slot->writable[run / 64] >> (run % 64) & 1))
+        while (run < end && !page_bit(slot->writable, run))
             run++;
         if (mprotect(slot->base + (size_t)pg * IMAGE_OS_PAGE,
                      (size_t)(run - pg) * IMAGE_OS_PAGE, PROT_READ | PROT_WRITE) != 0) {
@@ -265,7 +271,7 @@ bool keel_image_fault(uintptr_t addr)
     if (!slot)
         return false;
     uint32_t pg = (uint32_t)((addr - (uintptr_t)slot->base) / IMAGE_OS_PAGE);
-    if (slot->writable[pg / 64] >> (pg % 64) & 1)
+    if (page_bit(slot->writable, pg))
         return false;   /* writable already: not a first write */
     return slot_make_writable(slot, pg, 1);
 }
@@ -623,7 +629,7 @@ static void restore_writable(const image_mem *im, image_slot *slot)
         for (uint64_t bits = slot->writable[w]; bits; bits &= bits - 1) {
             uint32_t pg = w * 64 + (uint32_t)__builtin_ctzll(bits);
             size_t off = (size_t)pg * IMAGE_OS_PAGE;
-            if (im->zero[pg / 64] >> (pg % 64) & 1)
+            if (page_bit(im->zero, pg))
                 memset(slot->base + off, 0, IMAGE_OS_PAGE);
             else
                 memcpy(slot->base + off, im->src + off, IMAGE_OS_PAGE);
@@ -635,6 +641,8 @@ static void restore_writable(const image_mem *im, image_slot *slot)
  * sealed memfd again) and, tracked, makes them all read-only again. */
 static bool drop_written(const image_mem *im, image_slot *slot)
 {
+    if (!im->bytes)
+        return true;
     if (madvise(slot->base, im->bytes, MADV_DONTNEED) != 0)
         return false;
     if (slot->tracked && slot->nwritable) {
@@ -667,14 +675,14 @@ static void reset_slot(keel_image *img, image_slot *slot, uint64_t used)
     if (slot->tracked && (uint64_t)slot->nwritable * IMAGE_OS_PAGE <= IMAGE_COPY_MAX &&
         atomic_load_explicit(&img->overflows, memory_order_relaxed) < IMAGE_OVERFLOWS) {
         restore_writable(im, slot);
-    } else if (slot->tracked &&
-               atomic_fetch_add_explicit(&img->overflows, 1, memory_order_relaxed) + 1 >=
-                   IMAGE_OVERFLOWS) {
-        slot->tracked = false;   /* the handler ignores it from here on */
-        ok = mprotect(slot->base, im->bytes, PROT_READ | PROT_WRITE) == 0 &&
-             drop_written(im, slot);
-    } else if (im->bytes) {
-        ok = drop_written(im, slot);
+    } else {
+        if (slot->tracked &&
+            atomic_fetch_add_explicit(&img->overflows, 1, memory_order_relaxed) + 1 >=
+                IMAGE_OVERFLOWS) {
+            slot->tracked = false;   /* the handler ignores it from here on */
+            ok = mprotect(slot->base, im->bytes, PROT_READ | PROT_WRITE) == 0;
+        }
+        ok = ok && drop_written(im, slot);
     }
     if (!ok || !slot_put(img, slot))
         slot_free(slot, im->bytes);

@@ -135,6 +135,12 @@ static const char *header_value(const char *head, const char *name)
     return NULL;
 }
 
+/* Whether the got bytes of an answer begin with a 2xx status line. */
+static bool status_2xx(const char *head, size_t got)
+{
+    return got >= 12 && strncmp(head, "HTTP/1.", 7) == 0 && head[9] == '2';
+}
+
 /* Reads the answer to a POST. 0: a 2xx; 1: another status (why set);
  * -1: no answer at all (answered: whether any byte came). *keep: the
  * connection can carry the next POST. */
@@ -148,14 +154,14 @@ static int read_answer(int fd, bool *keep, bool *answered, char *why, size_t why
     while (!end) {
         if (got == OTLP_HEAD_MAX) {
             snprintf(why, whylen, "collector answer headers too long");
-            return got >= 12 && strncmp(head, "HTTP/1.", 7) == 0 && head[9] == '2' ? 0 : 1;
+            return status_2xx(head, got) ? 0 : 1;
         }
         ssize_t r = recv_some(fd, head + got, OTLP_HEAD_MAX - got);
         if (r <= 0) {
             snprintf(why, whylen, got ? "connection closed mid-answer"
                                       : r == 0 ? "connection closed before an answer"
                                                : "no answer within the timeout");
-            if (got >= 12 && strncmp(head, "HTTP/1.", 7) == 0 && head[9] == '2')
+            if (status_2xx(head, got))
                 return 0;   /* a close-delimited answer */
             return got ? 1 : -1;
         }
@@ -165,7 +171,7 @@ static int read_answer(int fd, bool *keep, bool *answered, char *why, size_t why
         end = strstr(head, "\r\n\r\n");
     }
     end[2] = 0;   /* the head ends at its last CRLF; the body follows end + 4 */
-    bool ok = got >= 12 && strncmp(head, "HTTP/1.", 7) == 0 && head[9] == '2';
+    bool ok = status_2xx(head, got);
     if (!ok)
         snprintf(why, whylen, "collector answered %.12s", head);
     const char *cl = header_value(head, "Content-Length");

@@ -128,8 +128,8 @@ void keel_wasi_put_filestat(uint8_t *p, const struct stat *st)
 /* ------------------------------------------------------------------ */
 /* create / free                                                       */
 
-/* Packs n C strings into one buffer; fails on a total over UINT32_MAX. */
-/* Bytes n NUL-terminated strings take back to back (0 when none). */
+/* Bytes n NUL-terminated strings take back to back (0 when none); fails
+ * on a NULL string or a total over UINT32_MAX. */
 static int strings_size(int n, const char *const *s, size_t *size)
 {
     uint64_t total = 0;

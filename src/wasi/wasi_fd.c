@@ -21,12 +21,11 @@
 /* Bytes of host getdents64 records read per batch by fd_readdir. */
 #define READDIR_HOST_BUF 8192
 
-/* Reads a guest iovec array into iov (KEEL_WASI_MAX_IOVS entries). The
- * byte total is clamped to UINT32_MAX so the count fits the guest's u32.
- * Returns WASI_ESUCCESS with *count set, WASI_EINVAL or WASI_EFAULT. */
-/* The guest's iovec array as host iovecs, each buffer checked; for a
- * read (into_guest) the buffers are also made ready for the kernel to
- * write (keel_guest_prepare_write). */
+/* Reads a guest iovec array into iov (KEEL_WASI_MAX_IOVS entries), each
+ * buffer checked; for a read (into_guest) the buffers are also made ready
+ * for the kernel to write (keel_guest_prepare_write). The byte total is
+ * clamped to UINT32_MAX so the count fits the guest's u32. Returns
+ * WASI_ESUCCESS with *count set, WASI_EINVAL or WASI_EFAULT. */
 static uint32_t get_iovs(wasm_rt_memory_t *mem, uint32_t iovs, uint32_t n,
                          struct iovec *iov, int *count, bool into_guest)
 {
