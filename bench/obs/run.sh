@@ -3,11 +3,11 @@
 # `keel up` with metrics + access log + tracing (sample 1.0, exported to a
 # local OTLP receiver) ON, against the same with all three OFF
 # (KEEL_METRICS=0, access_log: false, no otlp_endpoint), in one run.
-# Rounds alternate OFF/ON so drift on a shared machine hits both alike;
-# the report gives every round and the medians.
+# Each round runs OFF and ON back to back (ABBA order), and the report
+# gives every round, the medians, and the median of the rounds' own costs.
 #
 #   KEEL=build/keel bash bench/obs/run.sh
-#   BENCH_OBS_ROUNDS=3 BENCH_OBS_DURATION=10 BENCH_OBS_CONNS=32 BENCH_OBS_THREADS=2
+#   BENCH_OBS_ROUNDS=8 BENCH_OBS_DURATION=5 BENCH_OBS_CONNS=32 BENCH_OBS_THREADS=2
 #   BENCH_OBS_SINK=nginx|python   (the OTLP collector stand-in; default nginx)
 #   BENCH_OBS_SAMPLE=0.1          (trace_sample when tracing is on; default 1.0)
 #
@@ -21,8 +21,8 @@ BUILD=$(dirname "$KEEL")
 # find which part costs what. The default is all three.
 ON=${BENCH_OBS_ON:-metrics,access,trace}
 SAMPLE=${BENCH_OBS_SAMPLE:-1.0}     # trace_sample when tracing is on
-ROUNDS=${BENCH_OBS_ROUNDS:-3}
-DUR=${BENCH_OBS_DURATION:-10}
+ROUNDS=${BENCH_OBS_ROUNDS:-8}
+DUR=${BENCH_OBS_DURATION:-5}
 CONNS=${BENCH_OBS_CONNS:-32}
 THREADS=${BENCH_OBS_THREADS:-2}
 HELLO=$BUILD/components/hello.wasm
@@ -135,11 +135,19 @@ round() {
     / requests in / {n=$1} /Requests\/sec/ {r=$2}
     END {printf "%s %.2f\n", r, (c1-c0)*1e6/n}'
 }
-off=(); on=(); offc=(); onc=()
+off=(); on=(); offc=(); onc=(); pair=(); pairc=()
 for r in $(seq 1 "$ROUNDS"); do
-  read -r a b < <(round "$port_off" "$admin_off"); off+=("$a"); offc+=("$b")
-  read -r a b < <(round "$port_on" "$admin_on"); on+=("$a"); onc+=("$b")
-  echo "round $r: off ${off[-1]} req/s (${offc[-1]} us CPU/req), on ${on[-1]} req/s (${onc[-1]} us CPU/req)"
+  # ABBA: odd rounds run off first, even rounds on first, so a machine
+  # speeding up or slowing down within a pair favours neither.
+  if [ $((r % 2)) = 1 ]; then
+    read -r a b < <(round "$port_off" "$admin_off"); read -r c d < <(round "$port_on" "$admin_on")
+  else
+    read -r c d < <(round "$port_on" "$admin_on"); read -r a b < <(round "$port_off" "$admin_off")
+  fi
+  off+=("$a"); offc+=("$b"); on+=("$c"); onc+=("$d")
+  pair+=("$(awk -v a="$a" -v c="$c" 'BEGIN {printf "%.2f", (a-c)*100/a}')")
+  pairc+=("$(awk -v b="$b" -v d="$d" 'BEGIN {printf "%.2f", (d-b)*100/b}')")
+  echo "round $r: off $a req/s ($b us CPU/req), on $c req/s ($d us CPU/req): cost ${pair[-1]}% req/s, ${pairc[-1]}% CPU/req"
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2)? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 mo=$(median "${off[@]}"); mn=$(median "${on[@]}")
@@ -148,6 +156,10 @@ spans=$(curl -s "http://127.0.0.1:$admin_on/metrics" | awk '/^keel_spans_(export
 lines=$(grep -c '"msg":"request"' "$work/keel-on.log" || true)
 echo "median: off $mo req/s, on $mn req/s, cost $(awk -v a="$mo" -v b="$mn" 'BEGIN {printf "%.1f%%", (a-b)*100/a}')"
 echo "median Keel CPU per request: off $mco us, on $mcn us, cost $(awk -v a="$mco" -v b="$mcn" 'BEGIN {printf "%.1f%%", (b-a)*100/a}')"
+# The figure to read: each round pairs an off and an on run made back to
+# back, so the median of the rounds' own costs is the least disturbed by
+# the machine's slow and fast spells.
+echo "median of the rounds' costs: $(median "${pair[@]}")% req/s, $(median "${pairc[@]}")% Keel CPU/req"
 echo "on: $spans access log lines=$lines"
 dropped=$(curl -s "http://127.0.0.1:$admin_on/metrics" | awk '/^keel_spans_dropped_total/ {print $2}')
 if [ -n "$dropped" ] && [ "${dropped%.*}" -gt 0 ]; then

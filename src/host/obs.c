@@ -131,8 +131,11 @@ void host_obs_free(keel_host *h)
     h->metrics = NULL;
 }
 
-/* Copies text into a span field, cut at the field's size. */
-#define SPAN_TEXT(field, src, len) keel_span_text((field), sizeof(field), (src), (len))
+/* Sets a span field to a C string. */
+static void span_str(keel_span *s, keel_span_field f, const char *v)
+{
+    keel_span_set(s, f, v, strlen(v));
+}
 
 static uint64_t mono_ns(void)
 {
@@ -254,14 +257,16 @@ void host_obs_request_end(host_request *rq, host_component *comp, const keel_rou
         s->start_ns = real_of(o->start_mono);
         s->end_ns = real_of(end);
         s->http_status = resp->status;
-        SPAN_TEXT(s->method, req->method, req->method_len);
-        SPAN_TEXT(s->name, req->method, req->method_len);
-        keel_span_append(s->name, sizeof s->name, " ", 1);
-        keel_span_append(s->name, sizeof s->name, rl, strlen(rl));
-        SPAN_TEXT(s->component, comp->cfg->name, strlen(comp->cfg->name));
-        SPAN_TEXT(s->route, rl, strlen(rl));
-        SPAN_TEXT(s->request_id, rq->id, strlen(rq->id));
-        SPAN_TEXT(s->state, o->tc.state, strlen(o->tc.state));
+        size_t rlen = strlen(rl);
+        keel_span_set(s, KEEL_SF_NAME, req->method, req->method_len);
+        keel_span_add(s, " ", 1);
+        keel_span_add(s, rl, rlen);
+        keel_span_set(s, KEEL_SF_METHOD, req->method, req->method_len);
+        span_str(s, KEEL_SF_COMPONENT, comp->cfg->name);
+        keel_span_set(s, KEEL_SF_ROUTE, rl, rlen);
+        span_str(s, KEEL_SF_REQUEST_ID, rq->id);
+        if (o->tc.state[0])
+            span_str(s, KEEL_SF_STATE, o->tc.state);
         keel_span_commit(s);
     }
     keel_log_ctx_set(o->prev_lc);
@@ -328,17 +333,17 @@ void host_obs_invoke_end(host_request *rq, host_inv *inv, keel_call_outcome outc
         const char *name = inv->comp->cfg->name;
         size_t nl = strlen(name), ol = inv->op ? inv->op_len : 0;
         if (parent)
-            SPAN_TEXT(s->name, "call ", 5);
+            keel_span_set(s, KEEL_SF_NAME, "call ", 5);
         else
-            SPAN_TEXT(s->name, "invoke ", 7);
-        keel_span_append(s->name, sizeof s->name, name, nl > 20 ? 20 : nl);
-        keel_span_append(s->name, sizeof s->name, "/", 1);
-        keel_span_append(s->name, sizeof s->name, inv->op, ol);
-        SPAN_TEXT(s->component, name, nl);
-        SPAN_TEXT(s->operation, inv->op, ol);
+            keel_span_set(s, KEEL_SF_NAME, "invoke ", 7);
+        keel_span_add(s, name, nl > 20 ? 20 : nl);
+        keel_span_add(s, "/", 1);
+        keel_span_add(s, inv->op, ol);
+        keel_span_set(s, KEEL_SF_COMPONENT, name, nl);
+        keel_span_set(s, KEEL_SF_OPERATION, inv->op, ol);
         if (parent)
-            SPAN_TEXT(s->caller, parent->comp->cfg->name, strlen(parent->comp->cfg->name));
-        SPAN_TEXT(s->outcome, outcome_text[outcome], strlen(outcome_text[outcome]));
+            span_str(s, KEEL_SF_CALLER, parent->comp->cfg->name);
+        span_str(s, KEEL_SF_OUTCOME, outcome_text[outcome]);
         keel_span_commit(s);
     }
     o->cur = parent;
@@ -457,16 +462,14 @@ void host_obs_store_end(const host_call *c, uint64_t start, const char *op,
     s->error = rc < 0 && rc != KEEL_KV_ABSENT;
     s->start_ns = real_of(start);
     s->end_ns = real_of(mono_ns());
-    SPAN_TEXT(s->name, "kv ", 3);
-    keel_span_append(s->name, sizeof s->name, op, strlen(op));
-    keel_span_append(s->name, sizeof s->name, " ", 1);
-    keel_span_append(s->name, sizeof s->name, cfg->name, strlen(cfg->name));
-    const char *name = c->comp->cfg->name;
-    SPAN_TEXT(s->component, name, strlen(name));
-    SPAN_TEXT(s->operation, op, strlen(op));
-    SPAN_TEXT(s->store, cfg->name, strlen(cfg->name));
+    keel_span_set(s, KEEL_SF_NAME, "kv ", 3);
+    keel_span_add(s, op, strlen(op));
+    keel_span_add(s, " ", 1);
+    keel_span_add(s, cfg->name, strlen(cfg->name));
+    span_str(s, KEEL_SF_COMPONENT, c->comp->cfg->name);
+    span_str(s, KEEL_SF_OPERATION, op);
+    span_str(s, KEEL_SF_STORE, cfg->name);
     s->db_system = cfg->backend == KEEL_STORE_REDIS ? "redis" : "sqlite";
-    const char *outcome = rc >= 0 ? "ok" : keel_kv_strerror((int)rc);
-    SPAN_TEXT(s->outcome, outcome, strlen(outcome));
+    span_str(s, KEEL_SF_OUTCOME, rc >= 0 ? "ok" : keel_kv_strerror((int)rc));
     keel_span_commit(s);
 }

@@ -1,6 +1,7 @@
 /* log.c — see log.h. Owns line formatting (JSON or text), the per-thread
  * request context and the per-component rate limit of guest lines. */
 #include "obs/log.h"
+#include "obs/json.h"
 #include "obs/logq.h"
 
 #include <stdarg.h>
@@ -58,64 +59,47 @@ static void put(line *l, const char *s, size_t n)
     l->len += n;
 }
 
-static void puts_(line *l, const char *s)
-{
-    put(l, s, strlen(s));
-}
+/* A string literal, its length known when compiled. */
+#define PUTL(l, lit) put((l), (lit), sizeof(lit) - 1)
 
-/* s as the inside of a JSON string: quotes, backslashes and control
- * characters escaped; bytes >= 0x80 passed through (UTF-8 stays UTF-8). */
+/* s[0..n) as the inside of a JSON string, cut where the line is full. */
 static void put_json(line *l, const char *s, size_t n)
 {
-    static const char hex[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        size_t run = i;   /* copy runs that need no escaping at once */
-        while (run < n && (unsigned char)s[run] >= 0x20 && s[run] != '"' && s[run] != '\\' &&
-               s[run] != 0x7f)
-            run++;
-        if (run > i) {
-            put(l, s + i, run - i);
-            i = run - 1;
-            continue;
-        }
-        unsigned char ch = (unsigned char)s[i];
-        char esc[7];
-        if (ch == '"' || ch == '\\') {
-            esc[0] = '\\';
-            esc[1] = (char)ch;
-            put(l, esc, 2);
-        } else if (ch == '\n') {
-            put(l, "\\n", 2);
-        } else if (ch == '\t') {
-            put(l, "\\t", 2);
-        } else if (ch < 0x20 || ch == 0x7f) {
-            memcpy(esc, "\\u00", 4);
-            esc[4] = hex[ch >> 4];
-            esc[5] = hex[ch & 15];
-            put(l, esc, 6);
-        } else {
-            put(l, (const char *)&ch, 1);
-        }
+    while (n) {
+        size_t room = sizeof l->buf - 2 - l->len, chunk = n < room / 6 ? n : room / 6;
+        if (!chunk)
+            return;
+        char *at = l->buf + l->len;
+        l->len += (size_t)(keel_json_escape(at, s, chunk) - at);
+        s += chunk;
+        n -= chunk;
     }
 }
 
-static void field_str(line *l, const char *key, const char *v)
+/* One string field: ,"key":"value" (JSON, escaped) or  key=value (text).
+ * Nothing for a NULL or empty value. The key's two spellings are joined
+ * to their punctuation when compiled (FIELD_STR). */
+static void field_str(line *l, const char *json_key, size_t jn, const char *text_key, size_t tn,
+                      const char *v)
 {
     if (!v || !v[0])
         return;
+    size_t n = strlen(v);
     if (keel_log_fmt == KEEL_LOG_JSON) {
-        puts_(l, ",\"");
-        puts_(l, key);
-        puts_(l, "\":\"");
-        put_json(l, v, strlen(v));
-        puts_(l, "\"");
+        put(l, json_key, jn);
+        put_json(l, v, n);
+        PUTL(l, "\"");
     } else {
-        puts_(l, " ");
-        puts_(l, key);
-        puts_(l, "=");
-        puts_(l, v);
+        put(l, text_key, tn);
+        put(l, v, n);
     }
 }
+#define FIELD_STR(l, key, v)                                                          \
+    field_str((l), ",\"" key "\":\"", sizeof(",\"" key "\":\"") - 1, " " key "=",       \
+              sizeof(" " key "=") - 1, (v))
+/* A number field's key: ,"key": (JSON) or  key= (text). */
+#define FIELD_KEY(l, key)                                                             \
+    (keel_log_fmt == KEEL_LOG_JSON ? PUTL((l), ",\"" key "\":") : PUTL((l), " " key "="))
 
 /* v in decimal, at least `digits` digits (zero-padded). */
 static void put_uint(line *l, uint64_t v, int digits)
@@ -129,19 +113,13 @@ static void put_uint(line *l, uint64_t v, int digits)
     put(l, tmp + n, sizeof tmp - n);
 }
 
-static void field_raw(line *l, const char *key, const char *v)
+/* Replaces the bytes of l from `start` on that are below `lowest` or DEL
+ * by `with` (text lines: one event, one line; no spaces in the path). */
+static void flatten(line *l, size_t start, unsigned char lowest, char with)
 {
-    if (keel_log_fmt == KEEL_LOG_JSON) {
-        puts_(l, ",\"");
-        puts_(l, key);
-        puts_(l, "\":");
-        puts_(l, v);
-    } else {
-        puts_(l, " ");
-        puts_(l, key);
-        puts_(l, "=");
-        puts_(l, v);
-    }
+    for (size_t i = start; i < l->len; i++)
+        if ((unsigned char)l->buf[i] < lowest || l->buf[i] == 0x7f)
+            l->buf[i] = with;
 }
 
 static void vwrite_line(keel_log_level level, const char *component, const keel_log_fields *f,
@@ -172,7 +150,7 @@ static void vwrite_line(keel_log_level level, const char *component, const keel_
                  tm.tm_hour % 100, tm.tm_min % 100, tm.tm_sec % 100);
         tl_sec = ts.tv_sec;
     }
-    char when[40];
+    char when[24];
     memcpy(when, tl_when, 19);
     int ms = (int)(ts.tv_nsec / 1000000) % 1000;
     when[19] = '.';
@@ -180,67 +158,57 @@ static void vwrite_line(keel_log_level level, const char *component, const keel_
     when[21] = (char)('0' + ms / 10 % 10);
     when[22] = (char)('0' + ms % 10);
     when[23] = 'Z';
-    when[24] = 0;
     const char *lv = level_names[level & 3];
     const keel_log_ctx *c = tl_ctx;
     line l;
     l.len = 0;
     if (keel_log_fmt == KEEL_LOG_JSON) {
-        puts_(&l, "{\"ts\":\"");
-        puts_(&l, when);
-        puts_(&l, "\",\"level\":\"");
-        puts_(&l, lv);
-        puts_(&l, "\",\"msg\":\"");
+        PUTL(&l, "{\"ts\":\"");
+        put(&l, when, sizeof when);
+        PUTL(&l, "\",\"level\":\"");
+        put(&l, lv, strlen(lv));
+        PUTL(&l, "\",\"msg\":\"");
         put_json(&l, msg, mlen);
-        puts_(&l, "\"");
-        field_str(&l, "component", component);
+        PUTL(&l, "\"");
+        FIELD_STR(&l, "component", component);
     } else {
-        puts_(&l, when);
-        puts_(&l, " ");
-        puts_(&l, lv);
+        put(&l, when, sizeof when);
+        PUTL(&l, " ");
+        put(&l, lv, strlen(lv));
         if (component) {
-            puts_(&l, " [");
-            puts_(&l, component);
-            puts_(&l, "]");
+            PUTL(&l, " [");
+            put(&l, component, strlen(component));
+            PUTL(&l, "]");
         }
-        puts_(&l, " ");
+        PUTL(&l, " ");
         size_t start = l.len;
         put(&l, msg, mlen);
-        for (size_t i = start; i < l.len; i++)   /* one event, one line */
-            if ((unsigned char)l.buf[i] < 0x20 || l.buf[i] == 0x7f)
-                l.buf[i] = ' ';
+        flatten(&l, start, 0x20, ' ');
     }
     if (c) {
-        field_str(&l, "request_id", c->request_id);
-        field_str(&l, "trace_id", c->trace_id);
-        field_str(&l, "span_id", c->span_id);
+        FIELD_STR(&l, "request_id", c->request_id);
+        FIELD_STR(&l, "trace_id", c->trace_id);
+        FIELD_STR(&l, "span_id", c->span_id);
         if (!f || !f->route)
-            field_str(&l, "route", c->route);
+            FIELD_STR(&l, "route", c->route);
     }
     if (f) {
-        field_str(&l, "route", f->route);
-        field_str(&l, "method", f->method);
-        if (f->path) {
-            /* the path is client input: escaped in JSON, made safe in text */
-            if (keel_log_fmt == KEEL_LOG_JSON) {
-                field_str(&l, "path", f->path);
-            } else {
-                size_t start = l.len + 6;
-                field_str(&l, "path", f->path);
-                for (size_t i = start; i < l.len; i++)
-                    if ((unsigned char)l.buf[i] <= 0x20 || l.buf[i] == 0x7f)
-                        l.buf[i] = '_';
-            }
-        }
+        FIELD_STR(&l, "route", f->route);
+        FIELD_STR(&l, "method", f->method);
+        /* the path is client input: escaped in JSON, made safe in text */
+        size_t start = l.len + 6;
+        FIELD_STR(&l, "path", f->path);
+        if (keel_log_fmt != KEEL_LOG_JSON && f->path && f->path[0])
+            flatten(&l, start, 0x21, '_');
         if (f->status > 0) {
-            field_raw(&l, "status", "");
+            FIELD_KEY(&l, "status");
             put_uint(&l, (uint64_t)f->status, 1);
         }
         if (f->duration_ns >= 0) {
             uint64_t us = ((uint64_t)f->duration_ns + 500) / 1000;
-            field_raw(&l, "duration_ms", "");
+            FIELD_KEY(&l, "duration_ms");
             put_uint(&l, us / 1000, 1);
-            put(&l, ".", 1);
+            PUTL(&l, ".");
             put_uint(&l, us % 1000, 3);
         }
     }

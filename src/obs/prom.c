@@ -1,5 +1,6 @@
 /* prom.c — see prom.h. */
 #include "obs/prom.h"
+#include "obs/json.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -57,28 +58,10 @@ void keel_buf_printf(keel_buf *b, const char *fmt, ...)
 
 void keel_buf_json(keel_buf *b, const char *s)
 {
-    static const char hex[] = "0123456789abcdef";
-    while (*s) {
-        size_t run = 0;   /* copy runs of characters that need no escape at once */
-        while (s[run] && s[run] != '"' && s[run] != '\\' && (unsigned char)s[run] >= 0x20 &&
-               s[run] != 0x7f)
-            run++;
-        if (run) {
-            keel_buf_put(b, s, run);
-            s += run;
-            continue;
-        }
-        unsigned char ch = (unsigned char)*s++;
-        char esc[6] = { '\\', (char)ch };
-        if (ch == '"' || ch == '\\') {
-            keel_buf_put(b, esc, 2);
-        } else {
-            memcpy(esc, "\\u00", 4);
-            esc[4] = hex[ch >> 4];
-            esc[5] = hex[ch & 15];
-            keel_buf_put(b, esc, 6);
-        }
-    }
+    size_t n = strlen(s);
+    char *p = keel_buf_reserve(b, KEEL_JSON_ESCAPED_MAX(n));
+    b->len += (size_t)(keel_json_escape(p, s, n) - p);
+    b->data[b->len] = 0;
 }
 
 void keel_buf_free(keel_buf *b)

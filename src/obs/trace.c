@@ -58,13 +58,18 @@ bool keel_traceparent_parse(const char *v, size_t len, keel_trace_ctx *out)
     return true;
 }
 
+/* Each byte's two hex digits, for one load per byte. */
+#define HEX_ROW(h) h "0" h "1" h "2" h "3" h "4" h "5" h "6" h "7" \
+                   h "8" h "9" h "a" h "b" h "c" h "d" h "e" h "f"
+static const char hex_pairs[513] =
+    HEX_ROW("0") HEX_ROW("1") HEX_ROW("2") HEX_ROW("3") HEX_ROW("4") HEX_ROW("5")
+    HEX_ROW("6") HEX_ROW("7") HEX_ROW("8") HEX_ROW("9") HEX_ROW("a") HEX_ROW("b")
+    HEX_ROW("c") HEX_ROW("d") HEX_ROW("e") HEX_ROW("f");
+
 void keel_trace_hex(const uint8_t *id, size_t len, char *out)
 {
-    static const char hex[] = "0123456789abcdef";
-    for (size_t i = 0; i < len; i++) {
-        out[2 * i] = hex[id[i] >> 4];
-        out[2 * i + 1] = hex[id[i] & 15];
-    }
+    for (size_t i = 0; i < len; i++)
+        memcpy(out + 2 * i, hex_pairs + 2 * id[i], 2);
     out[2 * len] = 0;
 }
 
@@ -127,11 +132,50 @@ void keel_span_text(char *dst, size_t cap, const char *src, size_t len)
     dst[len] = 0;
 }
 
-void keel_span_append(char *dst, size_t cap, const char *src, size_t len)
+/* Each field's size with its NUL (keel_span_text's cap). */
+static const uint16_t field_cap[KEEL_SF_COUNT] = {
+    [KEEL_SF_NAME] = KEEL_SPAN_TEXT, [KEEL_SF_STATE] = KEEL_TRACE_MAX_STATE,
+    [KEEL_SF_COMPONENT] = KEEL_SPAN_TEXT, [KEEL_SF_OPERATION] = KEEL_SPAN_TEXT,
+    [KEEL_SF_CALLER] = KEEL_SPAN_TEXT, [KEEL_SF_OUTCOME] = 32,
+    [KEEL_SF_REQUEST_ID] = KEEL_SPAN_TEXT, [KEEL_SF_STORE] = KEEL_SPAN_TEXT,
+    [KEEL_SF_ROUTE] = KEEL_SPAN_TEXT, [KEEL_SF_METHOD] = 16,
+};
+
+void keel_span_set(keel_span *s, keel_span_field f, const char *src, size_t len)
 {
-    size_t at = strnlen(dst, cap);
-    if (at < cap)
-        keel_span_text(dst + at, cap - at, src, len);
+    size_t cap = field_cap[f] - 1u;
+    if (!src || len > cap)
+        len = src ? cap : 0;
+    if (len > KEEL_SPAN_TEXT_BYTES - s->used)   /* only when a field is set twice */
+        len = KEEL_SPAN_TEXT_BYTES - s->used;
+    memcpy(s->text + s->used, src ? src : "", len);
+    s->at[f] = s->used;
+    s->len[f] = (uint8_t)len;
+    s->used = (uint16_t)(s->used + len);
+    s->last = (uint8_t)f;
+}
+
+void keel_span_add(keel_span *s, const char *src, size_t len)
+{
+    keel_span_field f = (keel_span_field)s->last;
+    size_t have = s->len[f], room = field_cap[f] - 1u - have;
+    if (s->at[f] + have != s->used)   /* another field follows: nothing to extend */
+        return;
+    if (len > room)
+        len = room;
+    if (len > KEEL_SPAN_TEXT_BYTES - s->used)
+        len = KEEL_SPAN_TEXT_BYTES - s->used;
+    if (!len)
+        return;
+    memcpy(s->text + s->used, src, len);
+    s->len[f] = (uint8_t)(have + len);
+    s->used = (uint16_t)(s->used + len);
+}
+
+const char *keel_span_get(const keel_span *s, keel_span_field f, size_t *len)
+{
+    *len = s->len[f];
+    return s->text + s->at[f];
 }
 
 uint64_t keel_trace_now_ns(void)

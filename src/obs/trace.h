@@ -14,7 +14,7 @@
 #include "obs/metrics.h"
 
 /* Named ceilings. */
-#define KEEL_TRACE_RING_SPANS 2048u        /* spans queued per thread (824 bytes each) */
+#define KEEL_TRACE_RING_SPANS 2048u        /* spans queued per thread (~1 KiB slots) */
 #define KEEL_TRACE_BATCH_SPANS 512u        /* spans per POST */
 #define KEEL_TRACE_FLUSH_MS 1000u          /* export at least this often */
 #define KEEL_TRACE_IO_TIMEOUT_MS 2000u     /* connect/send/receive to the collector */
@@ -45,24 +45,45 @@ typedef enum keel_span_kind {
     KEEL_SPAN_INTERNAL = 1, KEEL_SPAN_SERVER = 2, KEEL_SPAN_CLIENT = 3,
 } keel_span_kind;
 
+/* A span's text: its name, its tracestate and its string attributes, in
+ * the order the exporter writes them. Each is cut at its own size
+ * (KEEL_SPAN_TEXT bytes; the method 15, the outcome 31, the tracestate
+ * KEEL_TRACE_MAX_STATE - 1). */
+typedef enum keel_span_field {
+    KEEL_SF_NAME, KEEL_SF_STATE,
+    KEEL_SF_COMPONENT, KEEL_SF_OPERATION, KEEL_SF_CALLER, KEEL_SF_OUTCOME,
+    KEEL_SF_REQUEST_ID, KEEL_SF_STORE, KEEL_SF_ROUTE, KEEL_SF_METHOD,
+    KEEL_SF_COUNT
+} keel_span_field;
+
+/* Bytes of a span's text area: every field at its size fits. */
+#define KEEL_SPAN_TEXT_BYTES (8u * KEEL_SPAN_TEXT + KEEL_TRACE_MAX_STATE)
+
+/* A span is a fixed header and its texts packed one after the other
+ * (keel_span_set), so a hello request's span touches three cache lines of
+ * its ring slot rather than one per field; the exporter, on another CPU,
+ * reads the same few. */
 typedef struct keel_span {
     uint8_t trace_id[16], span_id[8], parent_id[8];   /* parent all zero: a root */
-    keel_span_kind kind;
-    bool error;
     uint64_t start_ns, end_ns;   /* CLOCK_REALTIME, ns since the epoch */
-    int http_status;             /* 0: not an HTTP span */
-    char name[KEEL_SPAN_TEXT];
-    char component[KEEL_SPAN_TEXT];
-    char operation[KEEL_SPAN_TEXT];
-    char caller[KEEL_SPAN_TEXT];
-    char route[KEEL_SPAN_TEXT];
-    char method[16];
-    char request_id[KEEL_SPAN_TEXT];
-    char outcome[32];
-    char state[KEEL_TRACE_MAX_STATE];
-    char store[KEEL_SPAN_TEXT];      /* a key-value store call: its store */
-    const char *db_system;           /* ... and backend ("sqlite", "redis"); NULL: none */
+    const char *db_system;       /* a store's backend ("sqlite", "redis"); NULL: none */
+    uint16_t http_status;        /* 0: not an HTTP span */
+    uint8_t kind;                /* keel_span_kind */
+    bool error;
+    uint16_t used;               /* bytes of text taken */
+    uint8_t last;                /* the field keel_span_add extends */
+    uint16_t at[KEEL_SF_COUNT];  /* where each field's text starts ... */
+    uint8_t len[KEEL_SF_COUNT];  /* ... and its length (0: absent) */
+    char text[KEEL_SPAN_TEXT_BYTES];
 } keel_span;
+
+/* Sets field f to src[0..len) (cut at the field's size), packed after the
+ * text already in the span. */
+void keel_span_set(keel_span *s, keel_span_field f, const char *src, size_t len);
+/* Appends src[0..len) to the field set last, cut at that field's size. */
+void keel_span_add(keel_span *s, const char *src, size_t len);
+/* Field f's text (not NUL-terminated) and its length in *len. */
+const char *keel_span_get(const keel_span *s, keel_span_field f, size_t *len);
 
 /* Starts the exporter for endpoint ("http://host:port", "/v1/traces" is
  * appended) with new traces sampled at `sample` (0..1); counters go to m.
@@ -75,17 +96,15 @@ void keel_tracer_stop(void);
 bool keel_tracer_on(void);
 /* Sampling decision for a trace that starts here. */
 bool keel_trace_sample_new(void);
-/* The calling thread's next ring slot, cleared (ids and times zero, text
- * fields empty, db_system NULL), for a span of a sampled trace (the caller
+/* The calling thread's next ring slot, cleared (ids and times zero, every
+ * text field absent, db_system NULL), for a span of a sampled trace (the caller
  * checks); NULL when no exporter runs or the ring is full (then counted as
  * dropped). Fill it in place and hand it back with keel_span_commit before
  * the thread begins another: filling the slot is the only copy made. */
 keel_span *keel_span_begin(void);
 void keel_span_commit(keel_span *s);
-/* Copies src into a span text field, cutting at the field's size. */
+/* Copies src[0..len) into dst as a C string, cut to fit cap bytes. */
 void keel_span_text(char *dst, size_t cap, const char *src, size_t len);
-/* Appends src to the text already in dst, cutting at the field's size. */
-void keel_span_append(char *dst, size_t cap, const char *src, size_t len);
 
 uint64_t keel_trace_now_ns(void);   /* CLOCK_REALTIME ns */
 /* Uniform in [0, 1), from the per-thread generator. */

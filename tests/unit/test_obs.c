@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "obs/json.h"
 #include "obs/log.h"
 #include "obs/metrics.h"
 #include "obs/prom.h"
@@ -81,9 +82,37 @@ static void ids_are_random_and_nonzero(void **state)
     char hex[33];
     keel_trace_hex(a, 16, hex);
     assert_int_equal(strlen(hex), 32);
-    keel_span s;
-    keel_span_text(s.name, sizeof s.name, "0123456789012345678901234567890123456789012345678901234567890123456789", 70);
-    assert_int_equal(strlen(s.name), sizeof s.name - 1);
+    char cut[KEEL_SPAN_TEXT];
+    const char *seventy = "0123456789012345678901234567890123456789012345678901234567890123456789";
+    keel_span_text(cut, sizeof cut, seventy, 70);
+    assert_int_equal(strlen(cut), sizeof cut - 1);
+}
+
+/* Span texts pack one after another, each cut at its own size, and only
+ * the field set last grows. */
+static void span_fields_pack(void **state)
+{
+    (void)state;
+    static keel_span s;
+    const char *seventy = "0123456789012345678901234567890123456789012345678901234567890123456789";
+    size_t n;
+    keel_span_set(&s, KEEL_SF_NAME, "GET", 3);
+    keel_span_add(&s, " /x", 3);
+    keel_span_set(&s, KEEL_SF_METHOD, seventy, 70);
+    keel_span_add(&s, "!", 1);                     /* the method is full */
+    keel_span_set(&s, KEEL_SF_COMPONENT, seventy, 70);
+    assert_memory_equal(keel_span_get(&s, KEEL_SF_NAME, &n), "GET /x", 6);
+    assert_int_equal(n, 6);
+    keel_span_get(&s, KEEL_SF_METHOD, &n);
+    assert_int_equal(n, 15);
+    keel_span_get(&s, KEEL_SF_COMPONENT, &n);
+    assert_int_equal(n, KEEL_SPAN_TEXT - 1);
+    keel_span_get(&s, KEEL_SF_OUTCOME, &n);
+    assert_int_equal(n, 0);
+    assert_int_equal(s.used, 6 + 15 + KEEL_SPAN_TEXT - 1);
+    for (int i = 0; i < 40; i++)               /* set again and again: never past the area */
+        keel_span_set(&s, KEEL_SF_STATE, seventy, 70);
+    assert_true(s.used <= KEEL_SPAN_TEXT_BYTES);
 }
 
 /* ---- metrics ---- */
@@ -168,6 +197,50 @@ static void prom_escaping(void **state)
     assert_string_equal(b.data, "# HELP x_total a \\\\ b\\nc\n# TYPE x_total counter\n"
                                 "x_total{k=\"v\\\"\\\\\\n\"} 1.5\n");
     keel_buf_free(&b);
+}
+
+/* ---- JSON strings ---- */
+
+/* The escaper's contract, one byte at a time. */
+static size_t escape_slowly(char *dst, const unsigned char *s, size_t n)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = s[i];
+        if (c == '"' || c == '\\')
+            o += (size_t)sprintf(dst + o, "\\%c", c);
+        else if (c == '\n')
+            o += (size_t)sprintf(dst + o, "\\n");
+        else if (c == '\t')
+            o += (size_t)sprintf(dst + o, "\\t");
+        else if (c < 0x20 || c == 0x7f)
+            o += (size_t)sprintf(dst + o, "\\u%04x", c);
+        else
+            dst[o++] = (char)c;
+    }
+    return o;
+}
+
+/* Every byte value at every position of runs longer and shorter than the
+ * eight-byte fast path, among plain text and among bytes >= 0x80. */
+static void json_escape_every_byte(void **state)
+{
+    (void)state;
+    unsigned char in[40];
+    char fast[6 * sizeof in + 8], slow[6 * sizeof in + 8];
+    for (int fill = 0; fill < 2; fill++)
+        for (size_t n = 1; n <= sizeof in; n += 3)
+            for (size_t at = 0; at < n; at++)
+                for (int c = 0; c < 256; c++) {
+                    memset(in, fill ? 0xc3 : 'a', sizeof in);
+                    in[at] = (unsigned char)c;
+                    size_t want = escape_slowly(slow, in, n);
+                    char *end = keel_json_escape(fast, (const char *)in, n);
+                    assert_int_equal((size_t)(end - fast), want);
+                    assert_memory_equal(fast, slow, want);
+                    assert_true(want <= KEEL_JSON_ESCAPED_MAX(n));
+                }
+    assert_true(keel_json_escape(fast, "", 0) == fast);
 }
 
 /* ---- log ---- */
@@ -271,8 +344,10 @@ int main(void)
         cmocka_unit_test(traceparent_good),
         cmocka_unit_test(traceparent_bad),
         cmocka_unit_test(ids_are_random_and_nonzero),
+        cmocka_unit_test(span_fields_pack),
         cmocka_unit_test(metrics_merge_and_render),
         cmocka_unit_test(prom_escaping),
+        cmocka_unit_test(json_escape_every_byte),
         cmocka_unit_test(log_json),
         cmocka_unit_test(guest_rate_limit),
     };

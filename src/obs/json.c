@@ -1,0 +1,64 @@
+/* json.c — see json.h. */
+#include "obs/json.h"
+
+#include <stdint.h>
+#include <string.h>
+
+#define ONES 0x0101010101010101ull
+#define HIGHS 0x8080808080808080ull
+
+/* Non-zero when some byte of x is below n (n <= 128). */
+static inline uint64_t has_less(uint64_t x, uint64_t n)
+{
+    return (x - ONES * n) & ~x & HIGHS;
+}
+
+/* Non-zero when some byte of x equals c. */
+static inline uint64_t has_byte(uint64_t x, uint64_t c)
+{
+    return has_less(x ^ (ONES * c), 1);
+}
+
+/* Whether any of the 8 bytes at s needs escaping. */
+static inline uint64_t needs_escape(const char *s)
+{
+    uint64_t x;
+    memcpy(&x, s, 8);
+    return has_less(x, 0x20) | has_byte(x, '"') | has_byte(x, '\\') | has_byte(x, 0x7f);
+}
+
+char *keel_json_escape(char *dst, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t i = 0;
+    while (i < n) {
+        while (i + 8 <= n && !needs_escape(s + i)) {
+            memcpy(dst, s + i, 8);
+            dst += 8;
+            i += 8;
+        }
+        /* at most 8 bytes one at a time, then back to the fast loop */
+        size_t stop = i + 8 < n ? i + 8 : n;
+        for (; i < stop; i++) {
+            unsigned char ch = (unsigned char)s[i];
+            if (ch >= 0x20 && ch != '"' && ch != '\\' && ch != 0x7f) {
+                *dst++ = (char)ch;
+            } else if (ch == '"' || ch == '\\') {
+                *dst++ = '\\';
+                *dst++ = (char)ch;
+            } else if (ch == '\n') {
+                *dst++ = '\\';
+                *dst++ = 'n';
+            } else if (ch == '\t') {
+                *dst++ = '\\';
+                *dst++ = 't';
+            } else {
+                memcpy(dst, "\\u00", 4);
+                dst[4] = hex[ch >> 4];
+                dst[5] = hex[ch & 15];
+                dst += 6;
+            }
+        }
+    }
+    return dst;
+}
