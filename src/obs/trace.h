@@ -14,7 +14,7 @@
 #include "obs/metrics.h"
 
 /* Named ceilings. */
-#define KEEL_TRACE_RING_SPANS 2048u        /* spans queued per thread (~1 KiB slots) */
+#define KEEL_TRACE_RING_BYTES (1u << 20)   /* span JSON queued per thread (~1,900 hello spans) */
 #define KEEL_TRACE_BATCH_SPANS 512u        /* spans per POST */
 #define KEEL_TRACE_FLUSH_MS 1000u          /* export at least this often */
 #define KEEL_TRACE_IO_TIMEOUT_MS 2000u     /* connect/send/receive to the collector */
@@ -59,10 +59,9 @@ typedef enum keel_span_field {
 /* Bytes of a span's text area: every field at its size fits. */
 #define KEEL_SPAN_TEXT_BYTES (8u * KEEL_SPAN_TEXT + KEEL_TRACE_MAX_STATE)
 
-/* A span is a fixed header and its texts packed one after the other
- * (keel_span_set), so a hello request's span touches three cache lines of
- * its ring slot rather than one per field; the exporter, on another CPU,
- * reads the same few. */
+/* A span being filled: a fixed header and its texts packed one after the
+ * other (keel_span_set), so filling one touches a few cache lines rather
+ * than one per field. */
 typedef struct keel_span {
     uint8_t trace_id[16], span_id[8], parent_id[8];   /* parent all zero: a root */
     uint64_t start_ns, end_ns;   /* CLOCK_REALTIME, ns since the epoch */
@@ -96,11 +95,12 @@ void keel_tracer_stop(void);
 bool keel_tracer_on(void);
 /* Sampling decision for a trace that starts here. */
 bool keel_trace_sample_new(void);
-/* The calling thread's next ring slot, cleared (ids and times zero, every
- * text field absent, db_system NULL), for a span of a sampled trace (the caller
- * checks); NULL when no exporter runs or the ring is full (then counted as
- * dropped). Fill it in place and hand it back with keel_span_commit before
- * the thread begins another: filling the slot is the only copy made. */
+/* The calling thread's span record, cleared (ids and times zero, every
+ * text field absent, db_system NULL), for a span of a sampled trace (the
+ * caller checks); NULL when no exporter runs. Fill it and hand it back
+ * with keel_span_commit before the thread begins another: the commit
+ * writes its JSON into the thread's ring, or drops and counts it when the
+ * ring is full. */
 keel_span *keel_span_begin(void);
 void keel_span_commit(keel_span *s);
 /* Copies src[0..len) into dst as a C string, cut to fit cap bytes. */
