@@ -19,7 +19,8 @@ typedef struct lring {
     char data[KEEL_LOGQ_RING_BYTES];
 } lring;
 
-static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;   /* ring list, start/stop */
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;   /* ring list, start/stop, wake-up */
+static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
 static lring *rings;
 static atomic_bool running;
 static atomic_bool stopping;
@@ -51,6 +52,9 @@ bool keel_logq_push(const char *line, size_t len)
     if (first < len)
         memcpy(r->data, line + first, len - first);
     atomic_store_explicit(&r->tail, tail + len, memory_order_release);
+    uint64_t used = tail - head, quarter = KEEL_LOGQ_RING_BYTES / 4;
+    if (used < quarter && used + len >= quarter)
+        pthread_cond_signal(&wake);   /* no mutex: a lost wake-up costs one flush period */
     return true;
 }
 
@@ -88,9 +92,15 @@ static void drain(void)
 static void *writer_main(void *arg)
 {
     (void)arg;
-    struct timespec ts = { 0, (long)KEEL_LOGQ_FLUSH_MS * 1000000L };
     while (!atomic_load(&stopping)) {
-        nanosleep(&ts, NULL);
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += (long)KEEL_LOGQ_FLUSH_MS * 1000000L;
+        ts.tv_sec += ts.tv_nsec / 1000000000L;
+        ts.tv_nsec %= 1000000000L;
+        pthread_mutex_lock(&mu);
+        pthread_cond_timedwait(&wake, &mu, &ts);
+        pthread_mutex_unlock(&mu);
         drain();
     }
     return NULL;
@@ -122,6 +132,7 @@ void keel_log_queue_stop(void)
     if (!was)
         return;
     atomic_store(&stopping, true);
+    pthread_cond_signal(&wake);
     pthread_join(writer, NULL);
     drain();     /* what was pushed before running went false */
 }
