@@ -248,10 +248,13 @@ void host_obs_request_end(host_request *rq, host_component *comp, const keel_rou
     }
     keel_span *s = o->tc.sampled ? keel_span_begin() : NULL;
     if (s) {
-        memcpy(s->trace_id, o->tc.trace_id, 16);
-        memcpy(s->span_id, o->server_span, 8);
-        if (o->has_parent)
-            memcpy(s->parent_id, o->tc.span_id, 8);
+        memcpy(s->trace_hex, o->trace_hex, 32);
+        memcpy(s->span_hex, o->span_hex, 16);
+        if (o->has_parent) {
+            char parent[17];
+            keel_trace_hex(o->tc.span_id, 8, parent);
+            memcpy(s->parent_hex, parent, 16);
+        }
         s->kind = KEEL_SPAN_SERVER;
         s->error = resp->status >= 500;
         s->start_ns = real_of(o->start_mono);
@@ -323,9 +326,9 @@ void host_obs_invoke_end(host_request *rq, host_inv *inv, keel_call_outcome outc
     }
     keel_span *s = o->tc.sampled ? keel_span_begin() : NULL;
     if (s) {
-        memcpy(s->trace_id, o->tc.trace_id, 16);
-        memcpy(s->span_id, inv->span_id, 8);
-        memcpy(s->parent_id, parent ? parent->span_id : o->server_span, 8);
+        memcpy(s->trace_hex, o->trace_hex, 32);
+        memcpy(s->span_hex, inv->span_hex, 16);
+        memcpy(s->parent_hex, parent ? parent->span_hex : o->span_hex, 16);
         s->kind = parent ? KEEL_SPAN_CLIENT : KEEL_SPAN_INTERNAL;
         s->error = outcome != KEEL_CALL_OK;
         s->start_ns = real_of(inv->start_mono);
@@ -455,9 +458,13 @@ void host_obs_store_end(const host_call *c, uint64_t start, const char *op,
     keel_span *s = keel_span_begin();
     if (!s)
         return;
-    memcpy(s->trace_id, o->tc.trace_id, 16);
-    keel_trace_new_id(s->span_id, 8);
-    memcpy(s->parent_id, o->cur ? o->cur->span_id : o->server_span, 8);
+    uint8_t id[8];
+    char hex[17];
+    keel_trace_new_id(id, 8);
+    keel_trace_hex(id, 8, hex);
+    memcpy(s->trace_hex, o->trace_hex, 32);
+    memcpy(s->span_hex, hex, 16);
+    memcpy(s->parent_hex, o->cur ? o->cur->span_hex : o->span_hex, 16);
     s->kind = KEEL_SPAN_CLIENT;
     s->error = rc < 0 && rc != KEEL_KV_ABSENT;
     s->start_ns = real_of(start);

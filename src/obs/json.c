@@ -19,11 +19,9 @@ static inline uint64_t has_byte(uint64_t x, uint64_t c)
     return has_less(x ^ (ONES * c), 1);
 }
 
-/* Whether any of the 8 bytes at s needs escaping. */
-static inline uint64_t needs_escape(const char *s)
+/* Whether any byte of x needs escaping. */
+static inline uint64_t needs_escape(uint64_t x)
 {
-    uint64_t x;
-    memcpy(&x, s, 8);
     return has_less(x, 0x20) | has_byte(x, '"') | has_byte(x, '\\') | has_byte(x, 0x7f);
 }
 
@@ -32,14 +30,18 @@ char *keel_json_escape(char *dst, const char *s, size_t n)
     static const char hex[] = "0123456789abcdef";
     size_t i = 0;
     while (i < n) {
-        while (i + 8 <= n && !needs_escape(s + i)) {
-            memcpy(dst, s + i, 8);
-            dst += 8;
-            i += 8;
+        /* eight bytes (or the last few, padded with a plain 'a') checked
+         * at once; plain ones copied as they are */
+        size_t k = n - i < 8 ? n - i : 8;
+        uint64_t x = 0x6161616161616161ull;
+        memcpy(&x, s + i, k);
+        if (!needs_escape(x)) {
+            memcpy(dst, s + i, k);
+            dst += k;
+            i += k;
+            continue;
         }
-        /* at most 8 bytes one at a time, then back to the fast loop */
-        size_t stop = i + 8 < n ? i + 8 : n;
-        for (; i < stop; i++) {
+        for (size_t stop = i + k; i < stop; i++) {
             unsigned char ch = (unsigned char)s[i];
             if (ch >= 0x20 && ch != '"' && ch != '\\' && ch != 0x7f) {
                 *dst++ = (char)ch;

@@ -156,24 +156,34 @@ void keel_span_commit(keel_span *s)
 
 #define LIT(p, s) (memcpy((p), (s), sizeof(s) - 1), (p) + sizeof(s) - 1)
 
+/* v in decimal at p, two digits at a time (span times have 19). */
 static char *put_u64(char *p, uint64_t v)
 {
+    static const char pairs[201] =
+        "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+        "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+        "8081828384858687888990919293949596979899";
     char tmp[24];
     size_t n = sizeof tmp;
-    do {
-        tmp[--n] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
+    while (v >= 100) {
+        n -= 2;
+        memcpy(tmp + n, pairs + 2 * (v % 100), 2);
+        v /= 100;
+    }
+    if (v >= 10) {
+        n -= 2;
+        memcpy(tmp + n, pairs + 2 * v, 2);
+    } else {
+        tmp[--n] = (char)('0' + v);
+    }
     memcpy(p, tmp + n, sizeof tmp - n);
     return p + (sizeof tmp - n);
 }
 
-/* id in lower-case hex at p (its NUL is overwritten by what follows:
- * the span's reservation has room for it). */
-static char *put_hex(char *p, const uint8_t *id, size_t len)
+static char *put_raw(char *p, const char *v, size_t n)
 {
-    keel_trace_hex(id, len, p);
-    return p + 2 * len;
+    memcpy(p, v, n);
+    return p + n;
 }
 
 /* Field f of s as the inside of a JSON string. */
@@ -225,26 +235,18 @@ static char *attrs(char *p, bool *first, const keel_span *s)
     return p;
 }
 
-static bool all_zero(const uint8_t *id, size_t len)
-{
-    for (size_t i = 0; i < len; i++)
-        if (id[i])
-            return false;
-    return true;
-}
-
 /* The span's OTLP JSON object at out (at most SPAN_JSON_MAX bytes, no
  * NUL); returns its length. */
 static size_t span_json(char *out, const keel_span *s)
 {
     char *p = out;
     p = LIT(p, "{\"traceId\":\"");
-    p = put_hex(p, s->trace_id, 16);
+    p = put_raw(p, s->trace_hex, sizeof s->trace_hex);
     p = LIT(p, "\",\"spanId\":\"");
-    p = put_hex(p, s->span_id, 8);
-    if (!all_zero(s->parent_id, 8)) {
+    p = put_raw(p, s->span_hex, sizeof s->span_hex);
+    if (s->parent_hex[0]) {
         p = LIT(p, "\",\"parentSpanId\":\"");
-        p = put_hex(p, s->parent_id, 8);
+        p = put_raw(p, s->parent_hex, sizeof s->parent_hex);
     }
     p = LIT(p, "\",\"name\":\"");
     p = put_field(p, s, KEEL_SF_NAME);

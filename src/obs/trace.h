@@ -63,7 +63,9 @@ typedef enum keel_span_field {
  * other (keel_span_set), so filling one touches a few cache lines rather
  * than one per field. */
 typedef struct keel_span {
-    uint8_t trace_id[16], span_id[8], parent_id[8];   /* parent all zero: a root */
+    /* ids in lower-case hex (keel_trace_hex), as the request already has
+     * them for its log lines; no NUL. parent_hex[0] == 0: a root span. */
+    char trace_hex[32], span_hex[16], parent_hex[16];
     uint64_t start_ns, end_ns;   /* CLOCK_REALTIME, ns since the epoch */
     const char *db_system;       /* a store's backend ("sqlite", "redis"); NULL: none */
     uint16_t http_status;        /* 0: not an HTTP span */
