@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "obs/log.h"
+#include "obs/wake.h"
 
 typedef struct lring {
     struct lring *next;
@@ -19,8 +20,8 @@ typedef struct lring {
     char data[KEEL_LOGQ_RING_BYTES];
 } lring;
 
-static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;   /* ring list, start/stop, wake-up */
-static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;   /* ring list, start/stop */
+static keel_wake wake = { -1 };                          /* a ring a quarter full, or stop */
 static lring *rings;
 static atomic_bool running;
 static atomic_bool stopping;
@@ -54,7 +55,7 @@ bool keel_logq_push(const char *line, size_t len)
     atomic_store_explicit(&r->tail, tail + len, memory_order_release);
     uint64_t used = tail - head, quarter = KEEL_LOGQ_RING_BYTES / 4;
     if (used < quarter && used + len >= quarter)
-        pthread_cond_signal(&wake);   /* no mutex: a lost wake-up costs one flush period */
+        keel_wake_signal(&wake);
     return true;
 }
 
@@ -93,14 +94,7 @@ static void *writer_main(void *arg)
 {
     (void)arg;
     while (!atomic_load(&stopping)) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += (long)KEEL_LOGQ_FLUSH_MS * 1000000L;
-        ts.tv_sec += ts.tv_nsec / 1000000000L;
-        ts.tv_nsec %= 1000000000L;
-        pthread_mutex_lock(&mu);
-        pthread_cond_timedwait(&wake, &mu, &ts);
-        pthread_mutex_unlock(&mu);
+        keel_wake_wait(&wake, KEEL_LOGQ_FLUSH_MS);
         drain();
     }
     return NULL;
@@ -111,6 +105,8 @@ int keel_log_queue_start(void)
     pthread_mutex_lock(&mu);
     int rc = 0;
     if (!atomic_load(&running)) {
+        if (wake.fd < 0)
+            keel_wake_init(&wake);   /* without one the writer drains on its period only */
         atomic_store(&stopping, false);
         sigset_t all, old;
         sigfillset(&all);
@@ -132,7 +128,7 @@ void keel_log_queue_stop(void)
     if (!was)
         return;
     atomic_store(&stopping, true);
-    pthread_cond_signal(&wake);
+    keel_wake_signal(&wake);
     pthread_join(writer, NULL);
     drain();     /* what was pushed before running went false */
 }

@@ -1,13 +1,14 @@
 /* otlp.c — the span rings and the OTLP/HTTP JSON exporter thread.
  *
  * A span is filled in a thread-local record (keel_span_begin) and, when
- * committed, written as its OTLP JSON object into the thread's own
- * single-producer byte ring of KEEL_TRACE_RING_BYTES (registered once,
- * under a mutex), each object behind its 4-byte length. The exporter is
- * the only consumer: it copies whole objects into a batch. A span that
- * does not fit is dropped and counted. Written in order and read in
- * order, the ring is a stream the CPUs' prefetchers follow, and a hello
- * request's two spans take ~1.1 KiB of it rather than two 1 KiB slots.
+ * committed, copied (its header and the text it uses) into the thread's
+ * own single-producer byte ring of KEEL_TRACE_RING_BYTES (registered
+ * once, under a mutex), behind its 4-byte length; a span that does not
+ * fit is dropped and counted. The exporter is the only consumer: it
+ * writes each record out as OTLP JSON. Written and read in order, the ring
+ * is a stream the CPUs' prefetchers follow, and a hello request's two
+ * spans take ~350 bytes of it, so the request threads' caches keep their
+ * own data.
  * Every KEEL_TRACE_FLUSH_MS (or sooner when a ring is a quarter full) the
  * exporter drains the rings into batches of at most KEEL_TRACE_BATCH_SPANS
  * and POSTs each to ENDPOINT/v1/traces (otlp_http.c: one connection kept
@@ -29,6 +30,7 @@
 #include "obs/log.h"
 #include "obs/otlp_http.h"
 #include "obs/prom.h"
+#include "obs/wake.h"
 
 typedef struct ring {
     struct ring *next;
@@ -42,14 +44,15 @@ typedef struct tracer {
     double sample;
     keel_metrics *m;
     pthread_t thread;
-    pthread_mutex_t mu;              /* the ring list; the wake-up */
-    pthread_cond_t cv;
+    pthread_mutex_t mu;              /* the ring list */
+    keel_wake wake;                  /* rings a quarter full, or stop */
     ring *rings;
     atomic_bool stop;
     bool failing;                    /* for logging state changes once */
     /* the exporter thread's own */
     otlp_conn conn;                  /* to the collector, kept between batches */
     keel_buf batch;                  /* a batch's JSON, reused */
+    keel_span span;                  /* the record being written out */
 } tracer;
 
 static tracer *_Atomic T;
@@ -98,12 +101,6 @@ keel_span *keel_span_begin(void)
     return &tl_span;
 }
 
-static size_t span_json(char *out, const keel_span *s);
-
-/* Worst case of one span: the fixed text and attribute keys, the text
- * area escaped at 6 bytes a byte (\u00XX), ids in hex, numbers. */
-#define SPAN_JSON_MAX (2048u + 6u * KEEL_SPAN_TEXT_BYTES)
-
 /* Copies n bytes into the ring at byte position pos, wrapping. */
 static void ring_put(ring *r, uint64_t pos, const void *src, size_t n)
 {
@@ -129,8 +126,9 @@ void keel_span_commit(keel_span *s)
     tracer *t = atomic_load_explicit(&T, memory_order_acquire);
     if (!t)
         return;
-    static _Thread_local char json[SPAN_JSON_MAX];
-    uint32_t len = (uint32_t)span_json(json, s);
+    /* The record: the header and the text in use (~170 bytes for a
+     * hello request's span; its JSON would be ~550). */
+    uint32_t len = (uint32_t)(offsetof(keel_span, text) + s->used);
     ring *r = own_ring(t);
     uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
     uint64_t head = atomic_load_explicit(&r->head, memory_order_acquire);
@@ -140,19 +138,23 @@ void keel_span_commit(keel_span *s)
         return;
     }
     ring_put(r, tail, &len, sizeof len);
-    ring_put(r, tail + sizeof len, json, len);
+    ring_put(r, tail + sizeof len, s, len);
     atomic_store_explicit(&r->tail, tail + need, memory_order_release);
     /* Crossing a quarter full wakes the exporter: the other three
      * quarters absorb the time it waits for a CPU (on two vCPUs at 60k
      * requests/s, the half-full wake-up lost 1.8% of the spans). */
     if (used < KEEL_TRACE_RING_BYTES / 4 && used + need >= KEEL_TRACE_RING_BYTES / 4)
-        pthread_cond_signal(&t->cv);   /* no mutex: a lost wake-up costs one flush period */
+        keel_wake_signal(&t->wake);
 }
 
 /* ---- JSON ----
  * The exporter writes ~600 bytes of JSON per span. It shares the CPUs
  * with requests, so a span is written with one reservation of its worst
  * case and plain stores: no printf, no per-piece bounds checks. */
+
+/* Worst case of one span: the fixed text and attribute keys, the text
+ * area escaped at 6 bytes a byte (\u00XX), ids in hex, numbers. */
+#define SPAN_JSON_MAX (2048u + 6u * KEEL_SPAN_TEXT_BYTES)
 
 #define LIT(p, s) (memcpy((p), (s), sizeof(s) - 1), (p) + sizeof(s) - 1)
 
@@ -292,11 +294,12 @@ static size_t drain(tracer *t, keel_buf *b)
         while (head < tail && n < KEEL_TRACE_BATCH_SPANS) {
             uint32_t len;
             ring_get(r, head, &len, sizeof len);
-            char *p = keel_buf_reserve(b, len + 1);
+            ring_get(r, head + sizeof len, &t->span, len);
+            char *p = keel_buf_reserve(b, SPAN_JSON_MAX + 1);
             if (n)
                 *p++ = ',';
-            ring_get(r, head + sizeof len, p, len);
-            b->len += len + (n ? 1 : 0);
+            p += span_json(p, &t->span);
+            b->len = (size_t)(p - b->data);
             b->data[b->len] = 0;
             head += sizeof len + len;
             n++;
@@ -339,14 +342,7 @@ static void *exporter_main(void *arg)
 {
     tracer *t = arg;
     while (!atomic_load(&t->stop)) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += (long)KEEL_TRACE_FLUSH_MS * 1000000L;
-        ts.tv_sec += ts.tv_nsec / 1000000000L;
-        ts.tv_nsec %= 1000000000L;
-        pthread_mutex_lock(&t->mu);
-        pthread_cond_timedwait(&t->cv, &t->mu, &ts);
-        pthread_mutex_unlock(&t->mu);
+        keel_wake_wait(&t->wake, KEEL_TRACE_FLUSH_MS);
         flush(t);
     }
     flush(t);
@@ -418,7 +414,7 @@ int keel_tracer_start(const char *endpoint, double sample, keel_metrics *m, char
     t->m = m;
     t->conn.fd = -1;
     pthread_mutex_init(&t->mu, NULL);
-    pthread_cond_init(&t->cv, NULL);
+    keel_wake_init(&t->wake);   /* without one the exporter flushes on its period only */
     if (pthread_create(&t->thread, NULL, exporter_main, t) != 0) {
         snprintf(err, errlen, "cannot start the span exporter thread");
         free(t);
@@ -437,7 +433,7 @@ void keel_tracer_stop(void)
         return;
     stopped = t;
     atomic_store(&t->stop, true);
-    pthread_cond_signal(&t->cv);
+    keel_wake_signal(&t->wake);
     pthread_join(t->thread, NULL);
     /* Rings stay: threads that still hold tl_ring may not be done with it
      * (they check T first, but a submit may be in flight). Process exit

@@ -14,8 +14,8 @@
 #include "obs/metrics.h"
 
 /* Named ceilings. */
-#define KEEL_TRACE_RING_BYTES (1u << 20)   /* span JSON queued per thread (~1,900 hello spans) */
-#define KEEL_TRACE_BATCH_SPANS 512u        /* spans per POST */
+#define KEEL_TRACE_RING_BYTES (1u << 20)   /* spans queued per thread (~6,000 of a hello request) */
+#define KEEL_TRACE_BATCH_SPANS 256u        /* spans per POST (~140 KiB: stays in cache) */
 #define KEEL_TRACE_FLUSH_MS 1000u          /* export at least this often */
 #define KEEL_TRACE_IO_TIMEOUT_MS 2000u     /* connect/send/receive to the collector */
 #define KEEL_TRACE_MAX_STATE 256u          /* tracestate bytes kept */
@@ -59,9 +59,9 @@ typedef enum keel_span_field {
 /* Bytes of a span's text area: every field at its size fits. */
 #define KEEL_SPAN_TEXT_BYTES (8u * KEEL_SPAN_TEXT + KEEL_TRACE_MAX_STATE)
 
-/* A span being filled: a fixed header and its texts packed one after the
- * other (keel_span_set), so filling one touches a few cache lines rather
- * than one per field. */
+/* A span: a fixed header and its texts packed one after the other
+ * (keel_span_set), so filling one touches a few cache lines rather than
+ * one per field, and its ring record is the header and the text in use. */
 typedef struct keel_span {
     /* ids in lower-case hex (keel_trace_hex), as the request already has
      * them for its log lines; no NUL. parent_hex[0] == 0: a root span. */
@@ -101,8 +101,8 @@ bool keel_trace_sample_new(void);
  * text field absent, db_system NULL), for a span of a sampled trace (the
  * caller checks); NULL when no exporter runs. Fill it and hand it back
  * with keel_span_commit before the thread begins another: the commit
- * writes its JSON into the thread's ring, or drops and counts it when the
- * ring is full. */
+ * copies it into the thread's ring, or drops and counts it when the ring
+ * is full. */
 keel_span *keel_span_begin(void);
 void keel_span_commit(keel_span *s);
 /* Copies src[0..len) into dst as a C string, cut to fit cap bytes. */
