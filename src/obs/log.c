@@ -78,25 +78,31 @@ static void put_json(line *l, const char *s, size_t n)
 
 /* One string field: ,"key":"value" (JSON, escaped) or  key=value (text).
  * Nothing for a NULL or empty value. The key's two spellings are joined
- * to their punctuation when compiled (FIELD_STR). */
+ * to their punctuation when compiled (FIELD_STR, FIELD_HEX). */
 static void field_str(line *l, const char *json_key, size_t jn, const char *text_key, size_t tn,
-                      const char *v)
+                      const char *v, bool escape)
 {
     if (!v || !v[0])
         return;
     size_t n = strlen(v);
     if (keel_log_fmt == KEEL_LOG_JSON) {
         put(l, json_key, jn);
-        put_json(l, v, n);
+        if (escape)
+            put_json(l, v, n);
+        else
+            put(l, v, n);
         PUTL(l, "\"");
     } else {
         put(l, text_key, tn);
         put(l, v, n);
     }
 }
-#define FIELD_STR(l, key, v)                                                          \
+#define FIELD(l, key, v, escape)                                                      \
     field_str((l), ",\"" key "\":\"", sizeof(",\"" key "\":\"") - 1, " " key "=",       \
-              sizeof(" " key "=") - 1, (v))
+              sizeof(" " key "=") - 1, (v), (escape))
+#define FIELD_STR(l, key, v) FIELD(l, key, v, true)
+/* A value that needs no escaping (the context's hex ids). */
+#define FIELD_HEX(l, key, v) FIELD(l, key, v, false)
 /* A number field's key: ,"key": (JSON) or  key= (text). */
 #define FIELD_KEY(l, key)                                                             \
     (keel_log_fmt == KEEL_LOG_JSON ? PUTL((l), ",\"" key "\":") : PUTL((l), " " key "="))
@@ -187,8 +193,8 @@ static void vwrite_line(keel_log_level level, const char *component, const keel_
     }
     if (c) {
         FIELD_STR(&l, "request_id", c->request_id);
-        FIELD_STR(&l, "trace_id", c->trace_id);
-        FIELD_STR(&l, "span_id", c->span_id);
+        FIELD_HEX(&l, "trace_id", c->trace_id);
+        FIELD_HEX(&l, "span_id", c->span_id);
         if (!f || !f->route)
             FIELD_STR(&l, "route", c->route);
     }

@@ -29,8 +29,8 @@ extern keel_log_format keel_log_fmt;
  * empty fields are left out. */
 typedef struct keel_log_ctx {
     const char *request_id;
-    const char *trace_id;        /* 32 hex digits */
-    const char *span_id;         /* 16 hex digits */
+    const char *trace_id;        /* 32 hex digits (written as they are) */
+    const char *span_id;         /* 16 hex digits (written as they are) */
     const char *route;
 } keel_log_ctx;
 
