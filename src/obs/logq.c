@@ -93,6 +93,7 @@ static void drain(void)
 static void *writer_main(void *arg)
 {
     (void)arg;
+    keel_obs_background();
     while (!atomic_load(&stopping)) {
         keel_wake_wait(&wake, KEEL_LOGQ_FLUSH_MS);
         drain();

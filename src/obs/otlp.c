@@ -182,6 +182,32 @@ static char *put_u64(char *p, uint64_t v)
     return p + (sizeof tmp - n);
 }
 
+/* A span time (ns since the epoch) in decimal. The digits of the second
+ * are formatted once per second of span times (spans come roughly in time
+ * order; the cache is the calling thread's), the nine of the nanoseconds
+ * in 32-bit arithmetic. */
+static char *put_time(char *p, uint64_t ns)
+{
+    static _Thread_local char sec_text[24];
+    static _Thread_local size_t sec_len;
+    static _Thread_local uint64_t sec_of = UINT64_MAX;
+    uint64_t sec = ns / 1000000000u;
+    uint32_t frac = (uint32_t)(ns % 1000000000u);
+    if (sec == 0)
+        return put_u64(p, frac);
+    if (sec != sec_of) {
+        sec_len = (size_t)(put_u64(sec_text, sec) - sec_text);
+        sec_of = sec;
+    }
+    memcpy(p, sec_text, sec_len);
+    p += sec_len;
+    for (int i = 8; i >= 0; i--) {
+        p[i] = (char)('0' + frac % 10u);
+        frac /= 10u;
+    }
+    return p + 9;
+}
+
 static char *put_raw(char *p, const char *v, size_t n)
 {
     memcpy(p, v, n);
@@ -255,9 +281,9 @@ static size_t span_json(char *out, const keel_span *s)
     p = LIT(p, "\",\"kind\":");
     p = put_u64(p, (uint64_t)s->kind);
     p = LIT(p, ",\"startTimeUnixNano\":\"");
-    p = put_u64(p, s->start_ns);
+    p = put_time(p, s->start_ns);
     p = LIT(p, "\",\"endTimeUnixNano\":\"");
-    p = put_u64(p, s->end_ns);
+    p = put_time(p, s->end_ns);
     *p++ = '"';
     if (s->len[KEEL_SF_STATE]) {
         p = LIT(p, ",\"traceState\":\"");
@@ -341,6 +367,7 @@ static void flush(tracer *t)
 static void *exporter_main(void *arg)
 {
     tracer *t = arg;
+    keel_obs_background();
     while (!atomic_load(&t->stop)) {
         keel_wake_wait(&t->wake, KEEL_TRACE_FLUSH_MS);
         flush(t);

@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <stdint.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -35,4 +36,9 @@ void keel_wake_wait(keel_wake *w, unsigned ms)
         ssize_t n = read(w->fd, &v, sizeof v);   /* resets the count */
         (void)n;
     }
+}
+
+void keel_obs_background(void)
+{
+    (void)setpriority(PRIO_PROCESS, (id_t)gettid(), KEEL_OBS_BACKGROUND_NICE);
 }
