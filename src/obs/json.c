@@ -31,10 +31,19 @@ char *keel_json_escape(char *dst, const char *s, size_t n)
     size_t i = 0;
     while (i < n) {
         /* eight bytes (or the last few, padded with a plain 'a') checked
-         * at once; plain ones copied as they are */
-        size_t k = n - i < 8 ? n - i : 8;
-        uint64_t x = 0x6161616161616161ull;
-        memcpy(&x, s + i, k);
+         * at once; plain ones copied as they are. The last few are put
+         * together in a register: a short memcpy into the word and a
+         * load of all of it would stall on store forwarding. */
+        size_t k = 8;
+        uint64_t x;
+        if (n - i >= 8) {
+            memcpy(&x, s + i, 8);
+        } else {
+            k = n - i;
+            x = 0x6161616161616161ull;
+            for (size_t j = 0; j < k; j++)
+                x = (x & ~(0xffull << (8 * j))) | (uint64_t)(unsigned char)s[i + j] << (8 * j);
+        }
         if (!needs_escape(x)) {
             memcpy(dst, s + i, k);
             dst += k;
