@@ -38,8 +38,12 @@ int main(void)
                        .trace_id = "2b70b4fc63c5db1250fcf8cc08e2a7ef",
                        .span_id = "c3be4d9088b27104" };
     keel_log_ctx_set(&c);
+    struct timespec wall;
+    clock_gettime(CLOCK_REALTIME, &wall);
+    /* the server passes the time its request ended (no clock read here) */
     keel_log_fields f = { .status = 200, .duration_ns = 2000, .method = "GET",
-                          .path = "/hello", .route = "/hello" };
+                          .path = "/hello", .route = "/hello",
+                          .wall_ns = (uint64_t)wall.tv_sec * 1000000000u + (uint64_t)wall.tv_nsec };
     for (long i = 0; i < 100000; i++)
         keel_log_fields_queue(KEEL_LOG_INFO, "hello", &f, "request");
     for (int run = 1; run <= 3; run++) {

@@ -243,7 +243,8 @@ void host_obs_request_end(host_request *rq, host_component *comp, const keel_rou
         char path[512];
         keel_span_text(path, sizeof path, req->path, req->path ? req->path_len : 0);
         keel_log_fields f = { .status = resp->status, .duration_ns = (int64_t)dur,
-                              .method = req->method, .path = path, .route = rl };
+                              .method = req->method, .path = path, .route = rl,
+                              .wall_ns = real_of(end) };
         keel_log_fields_queue(KEEL_LOG_INFO, comp->cfg->name, &f, "request");
     }
     keel_span *s = o->tc.sampled ? keel_span_begin() : NULL;

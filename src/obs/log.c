@@ -147,7 +147,12 @@ static void vwrite_line(keel_log_level level, const char *component, const keel_
     static _Thread_local time_t tl_sec = -1;
     static _Thread_local char tl_when[32];
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
+    if (f && f->wall_ns) {   /* the caller read the clock already */
+        ts.tv_sec = (time_t)(f->wall_ns / 1000000000u);
+        ts.tv_nsec = (long)(f->wall_ns % 1000000000u);
+    } else {
+        clock_gettime(CLOCK_REALTIME, &ts);
+    }
     if (ts.tv_sec != tl_sec) {
         struct tm tm;
         gmtime_r(&ts.tv_sec, &tm);

@@ -47,6 +47,7 @@ typedef struct keel_log_fields {
     const char *method;
     const char *path;
     const char *route;           /* overrides the context's */
+    uint64_t wall_ns;            /* the line's time, ns since the epoch; 0: now */
 } keel_log_fields;
 
 /* Parses "debug|info|warn|error" and "json|text"; -1 when unknown. */
