@@ -163,8 +163,7 @@ struct keel_host {
 typedef struct host_inv {
     struct host_inv *parent;
     host_component *comp;
-    uint8_t span_id[8];
-    char span_hex[17];
+    char span_hex[17];           /* its span id */
     uint64_t start_mono, cpu_start, child_cpu, child_wall;
     const char *op;
     size_t op_len;
@@ -174,8 +173,7 @@ typedef struct host_inv {
 typedef struct host_req_obs {
     keel_trace_ctx tc;            /* trace id, incoming parent, sampled, tracestate */
     bool has_parent;
-    uint8_t server_span[8];
-    char trace_hex[33], span_hex[17];
+    char trace_hex[33], span_hex[17];   /* span_hex: the server span's id */
     uint64_t start_mono;
     keel_log_ctx lc;
     const keel_log_ctx *prev_lc;

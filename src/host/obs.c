@@ -214,9 +214,8 @@ void host_obs_request_begin(host_request *rq, host_component *comp)
         keel_trace_new_id(o->tc.trace_id, 16);
         o->tc.sampled = keel_trace_sample_new();
     }
-    keel_trace_new_id(o->server_span, 8);
     keel_trace_hex(o->tc.trace_id, 16, o->trace_hex);
-    keel_trace_hex(o->server_span, 8, o->span_hex);
+    keel_trace_new_span_hex(o->span_hex);
     o->lc = (keel_log_ctx){ .request_id = rq->id, .trace_id = o->trace_hex,
                             .span_id = o->span_hex };
     o->prev_lc = keel_log_ctx_set(&o->lc);
@@ -287,8 +286,7 @@ void host_obs_invoke_begin(host_request *rq, host_inv *inv, host_component *comp
     inv->op_len = op_len;
     inv->start_mono = mono_ns();
     inv->cpu_start = o->cpu_sampled ? cpu_ns() : 0;
-    keel_trace_new_id(inv->span_id, 8);
-    keel_trace_hex(inv->span_id, 8, inv->span_hex);
+    keel_trace_new_span_hex(inv->span_hex);
     o->cur = inv;
     o->lc.span_id = inv->span_hex;
 }
@@ -459,10 +457,8 @@ void host_obs_store_end(const host_call *c, uint64_t start, const char *op,
     keel_span *s = keel_span_begin();
     if (!s)
         return;
-    uint8_t id[8];
     char hex[17];
-    keel_trace_new_id(id, 8);
-    keel_trace_hex(id, 8, hex);
+    keel_trace_new_span_hex(hex);
     memcpy(s->trace_hex, o->trace_hex, 32);
     memcpy(s->span_hex, hex, 16);
     memcpy(s->parent_hex, o->cur ? o->cur->span_hex : o->span_hex, 16);

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "obs/byte_ring.h"
 #include "obs/log.h"
 #include "obs/wake.h"
 
@@ -47,14 +48,9 @@ bool keel_logq_push(const char *line, size_t len)
     uint64_t head = atomic_load_explicit(&r->head, memory_order_acquire);
     if (KEEL_LOGQ_RING_BYTES - (tail - head) < len)
         return false;
-    size_t at = (size_t)(tail % KEEL_LOGQ_RING_BYTES);
-    size_t first = KEEL_LOGQ_RING_BYTES - at < len ? KEEL_LOGQ_RING_BYTES - at : len;
-    memcpy(r->data + at, line, first);
-    if (first < len)
-        memcpy(r->data, line + first, len - first);
+    keel_ring_put(r->data, KEEL_LOGQ_RING_BYTES, tail, line, len);
     atomic_store_explicit(&r->tail, tail + len, memory_order_release);
-    uint64_t used = tail - head, quarter = KEEL_LOGQ_RING_BYTES / 4;
-    if (used < quarter && used + len >= quarter)
+    if (keel_ring_crossed_quarter(tail - head, len, KEEL_LOGQ_RING_BYTES))
         keel_wake_signal(&wake);
     return true;
 }

@@ -119,6 +119,13 @@ void keel_trace_new_id(uint8_t *id, size_t len)
     } while (!nonzero);
 }
 
+void keel_trace_new_span_hex(char out[17])
+{
+    uint8_t id[8];
+    keel_trace_new_id(id, sizeof id);
+    keel_trace_hex(id, sizeof id, out);
+}
+
 void keel_span_text(char *dst, size_t cap, const char *src, size_t len)
 {
     if (!cap)

@@ -38,6 +38,9 @@ void keel_traceparent_format(const keel_trace_ctx *c, char out[56]);
 
 /* Random non-zero ids (per-thread generator seeded from getrandom). */
 void keel_trace_new_id(uint8_t *id, size_t len);
+/* A new span id, only in hex (what spans and log lines carry): 16 digits
+ * and a NUL into out. */
+void keel_trace_new_span_hex(char out[17]);
 /* Lower-case hex of id into out (2*len + 1 bytes). */
 void keel_trace_hex(const uint8_t *id, size_t len, char *out);
 
