@@ -7,12 +7,12 @@
 # gives every round, the medians, and the median of the rounds' own costs.
 #
 #   KEEL=build/keel bash bench/obs/run.sh
-#   BENCH_OBS_ROUNDS=8 BENCH_OBS_DURATION=5 BENCH_OBS_CONNS=32 BENCH_OBS_THREADS=2
-#   BENCH_OBS_SINK=nginx|python   (the OTLP collector stand-in; default nginx)
+#   BENCH_OBS_ROUNDS=40 BENCH_OBS_DURATION=1 BENCH_OBS_CONNS=32 BENCH_OBS_THREADS=2
+#   BENCH_OBS_SINK=c|nginx|python (the OTLP collector stand-in; default c)
 #   BENCH_OBS_SAMPLE=0.1          (trace_sample when tracing is on; default 1.0)
 #
-# Needs wrk, python3, curl, nginx (else a Python collector) and the guests
-# built (make guests).
+# Needs wrk, python3, curl, a C compiler (or nginx, or a Python collector)
+# and the guests built (make guests).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 KEEL=$(realpath "${KEEL:-$root/build/keel}")
@@ -21,8 +21,8 @@ BUILD=$(dirname "$KEEL")
 # find which part costs what. The default is all three.
 ON=${BENCH_OBS_ON:-metrics,access,trace}
 SAMPLE=${BENCH_OBS_SAMPLE:-1.0}     # trace_sample when tracing is on
-ROUNDS=${BENCH_OBS_ROUNDS:-8}
-DUR=${BENCH_OBS_DURATION:-5}
+ROUNDS=${BENCH_OBS_ROUNDS:-40}
+DUR=${BENCH_OBS_DURATION:-1}
 CONNS=${BENCH_OBS_CONNS:-32}
 THREADS=${BENCH_OBS_THREADS:-2}
 HELLO=$BUILD/components/hello.wasm
@@ -43,14 +43,17 @@ trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # The OTLP/HTTP collector: a sink that reads each batch and answers 200
-# (what a collector does with it is not Keel's cost). nginx (one worker,
-# `return 200`) by default: in production the collector runs elsewhere,
-# and on two vCPUs a Python receiver's own CPU would be charged to
-# tracing. BENCH_OBS_SINK=python uses a Python http.server instead.
-SINK=${BENCH_OBS_SINK:-nginx}
-command -v nginx >/dev/null || SINK=python
+# (what a collector does with it is not Keel's cost, and in production it
+# runs elsewhere; here it shares the two vCPUs, so the cheapest sink is the
+# fairest). bench/obs/sink.c (reads 1 MiB at a time: 0.3 us of CPU per
+# hello request) by default; BENCH_OBS_SINK=nginx (one worker, `return
+# 200`, which discards a body 4 KiB at a time: 0.57 us) or python.
+SINK=${BENCH_OBS_SINK:-c}
 otlp_port=$(free_port)
-if [ "$SINK" = nginx ]; then
+if [ "$SINK" = c ]; then
+  cc -O2 -o "$work/sink" "$root/bench/obs/sink.c"
+  "$work/sink" "$otlp_port" >"$work/sink.out" &
+elif [ "$SINK" = nginx ]; then
   mkdir -p "$work/nginx/logs"
   cat >"$work/nginx/nginx.conf" <<NGINX
 worker_processes 1;
@@ -79,6 +82,7 @@ http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_foreve
 PY
 fi
 pids+=($!)
+sink_pid=$!
 
 manifest() {   # $1 = on|off
   local obs
@@ -164,5 +168,10 @@ echo "on: $spans access log lines=$lines"
 dropped=$(curl -s "http://127.0.0.1:$admin_on/metrics" | awk '/^keel_spans_dropped_total/ {print $2}')
 if [ -n "$dropped" ] && [ "${dropped%.*}" -gt 0 ]; then
   echo "WARNING: $dropped spans dropped: \"on\" did less work than asked, so its cost is understated"
+fi
+if [ "$SINK" = c ]; then
+  kill -TERM "$sink_pid"; wait "$sink_pid" 2>/dev/null || true
+  read -r posts bytes <"$work/sink.out"
+  echo "collector: $posts POSTs, $bytes bytes of OTLP JSON"
 fi
 echo "on = $ON (trace_sample $SAMPLE); collector: $SINK; cpus: $(nproc), wrk -t$THREADS -c$CONNS -d${DUR}s x $ROUNDS rounds, load before: $(cut -d' ' -f1-3 /proc/loadavg)"

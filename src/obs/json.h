@@ -1,9 +1,10 @@
-/* json.h — the one JSON string escaper: log lines, exported spans and the
- * admin API's answers all go through it. */
+/* json.h — the one JSON string escaper and decimal formatter: log lines,
+ * exported spans and the admin API's answers all go through them. */
 #ifndef KEEL_OBS_JSON_H
 #define KEEL_OBS_JSON_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* The most bytes keel_json_escape writes for n input bytes. */
 #define KEEL_JSON_ESCAPED_MAX(n) (6u * (n))
@@ -15,5 +16,9 @@
  * KEEL_JSON_ESCAPED_MAX(n) bytes. Plain text (the usual case: names, ids,
  * paths) is checked and copied eight bytes at a time. */
 char *keel_json_escape(char *dst, const char *s, size_t n);
+
+/* Writes v in decimal at dst (at most 20 bytes, no NUL) and returns the
+ * end: two digits a step. */
+char *keel_json_u64(char *dst, uint64_t v);
 
 #endif

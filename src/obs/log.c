@@ -85,17 +85,32 @@ static void field_str(line *l, const char *json_key, size_t jn, const char *text
     if (!v || !v[0])
         return;
     size_t n = strlen(v);
-    if (keel_log_fmt == KEEL_LOG_JSON) {
-        put(l, json_key, jn);
-        if (escape)
-            put_json(l, v, n);
-        else
-            put(l, v, n);
-        PUTL(l, "\"");
-    } else {
+    if (keel_log_fmt != KEEL_LOG_JSON) {
         put(l, text_key, tn);
         put(l, v, n);
+        return;
     }
+    if (jn + KEEL_JSON_ESCAPED_MAX(n) + 1 <= sizeof l->buf - 2 - l->len) {
+        /* the usual case: the worst case fits, so no piece is checked */
+        char *p = l->buf + l->len;
+        memcpy(p, json_key, jn);
+        p += jn;
+        if (escape) {
+            p = keel_json_escape(p, v, n);
+        } else {
+            memcpy(p, v, n);
+            p += n;
+        }
+        *p++ = '"';
+        l->len = (size_t)(p - l->buf);
+        return;
+    }
+    put(l, json_key, jn);
+    if (escape)
+        put_json(l, v, n);
+    else
+        put(l, v, n);
+    PUTL(l, "\"");
 }
 #define FIELD(l, key, v, escape)                                                      \
     field_str((l), ",\"" key "\":\"", sizeof(",\"" key "\":\"") - 1, " " key "=",       \
@@ -107,16 +122,11 @@ static void field_str(line *l, const char *json_key, size_t jn, const char *text
 #define FIELD_KEY(l, key)                                                             \
     (keel_log_fmt == KEEL_LOG_JSON ? PUTL((l), ",\"" key "\":") : PUTL((l), " " key "="))
 
-/* v in decimal, at least `digits` digits (zero-padded). */
-static void put_uint(line *l, uint64_t v, int digits)
+/* v in decimal. */
+static void put_uint(line *l, uint64_t v)
 {
     char tmp[24];
-    size_t n = sizeof tmp;
-    do {
-        tmp[--n] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v || (int)(sizeof tmp - n) < digits);
-    put(l, tmp + n, sizeof tmp - n);
+    put(l, tmp, (size_t)(keel_json_u64(tmp, v) - tmp));
 }
 
 /* Replaces the bytes of l from `start` on that are below `lowest` or DEL
@@ -213,14 +223,16 @@ static void vwrite_line(keel_log_level level, const char *component, const keel_
             flatten(&l, start, 0x21, '_');
         if (f->status > 0) {
             FIELD_KEY(&l, "status");
-            put_uint(&l, (uint64_t)f->status, 1);
+            put_uint(&l, (uint64_t)f->status);
         }
         if (f->duration_ns >= 0) {
             uint64_t us = ((uint64_t)f->duration_ns + 500) / 1000;
             FIELD_KEY(&l, "duration_ms");
-            put_uint(&l, us / 1000, 1);
-            PUTL(&l, ".");
-            put_uint(&l, us % 1000, 3);
+            put_uint(&l, us / 1000);
+            unsigned frac = (unsigned)(us % 1000);
+            char ms[4] = { '.', (char)('0' + frac / 100), (char)('0' + frac / 10 % 10),
+                           (char)('0' + frac % 10) };
+            put(&l, ms, sizeof ms);
         }
     }
     if (keel_log_fmt == KEEL_LOG_JSON)

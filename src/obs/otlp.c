@@ -138,30 +138,6 @@ void keel_span_commit(keel_span *s)
 
 #define LIT(p, s) (memcpy((p), (s), sizeof(s) - 1), (p) + sizeof(s) - 1)
 
-/* v in decimal at p, two digits at a time (span times have 19). */
-static char *put_u64(char *p, uint64_t v)
-{
-    static const char pairs[201] =
-        "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
-        "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
-        "8081828384858687888990919293949596979899";
-    char tmp[24];
-    size_t n = sizeof tmp;
-    while (v >= 100) {
-        n -= 2;
-        memcpy(tmp + n, pairs + 2 * (v % 100), 2);
-        v /= 100;
-    }
-    if (v >= 10) {
-        n -= 2;
-        memcpy(tmp + n, pairs + 2 * v, 2);
-    } else {
-        tmp[--n] = (char)('0' + v);
-    }
-    memcpy(p, tmp + n, sizeof tmp - n);
-    return p + (sizeof tmp - n);
-}
-
 /* A span time (ns since the epoch) in decimal. The digits of the second
  * are formatted once per second of span times (spans come roughly in time
  * order; the cache is the calling thread's), the nine of the nanoseconds
@@ -174,9 +150,9 @@ static char *put_time(char *p, uint64_t ns)
     uint64_t sec = ns / 1000000000u;
     uint32_t frac = (uint32_t)(ns % 1000000000u);
     if (sec == 0)
-        return put_u64(p, frac);
+        return keel_json_u64(p, frac);
     if (sec != sec_of) {
-        sec_len = (size_t)(put_u64(sec_text, sec) - sec_text);
+        sec_len = (size_t)(keel_json_u64(sec_text, sec) - sec_text);
         sec_of = sec;
     }
     memcpy(p, sec_text, sec_len);
@@ -259,7 +235,7 @@ static size_t span_json(char *out, const keel_span *s)
     p = LIT(p, "\",\"name\":\"");
     p = put_field(p, s, KEEL_SF_NAME);
     p = LIT(p, "\",\"kind\":");
-    p = put_u64(p, (uint64_t)s->kind);
+    p = keel_json_u64(p, (uint64_t)s->kind);
     p = LIT(p, ",\"startTimeUnixNano\":\"");
     p = put_time(p, s->start_ns);
     p = LIT(p, "\",\"endTimeUnixNano\":\"");
@@ -277,7 +253,7 @@ static size_t span_json(char *out, const keel_span *s)
         if (!f)
             *p++ = ',';
         p = LIT(p, "{\"key\":\"http.response.status_code\",\"value\":{\"intValue\":\"");
-        p = put_u64(p, (uint64_t)s->http_status);
+        p = keel_json_u64(p, (uint64_t)s->http_status);
         p = LIT(p, "\"}}");
     }
     p = s->error ? LIT(p, "],\"status\":{\"code\":2}}") : LIT(p, "],\"status\":{\"code\":1}}");

@@ -305,6 +305,43 @@ static void log_json(void **state)
     keel_log_fmt = KEEL_LOG_JSON;
 }
 
+/* A path whose worst case (6 bytes a byte) does not fit the rest of the
+ * line but whose escaped form does (2 bytes a quote): written whole, in
+ * pieces, with the fields after it; one far longer is cut and the line
+ * still ends in "}\n" within its 8 KiB. */
+static char long_path[3001];
+static void long_lines(void)
+{
+    keel_log_fields f = { .status = 201, .duration_ns = 7000, .path = long_path };
+    memset(long_path, '"', 2000);
+    long_path[2000] = 0;
+    keel_log_fields_write(KEEL_LOG_INFO, "comp", &f, "request");
+    memset(long_path, '\x01', 3000);
+    long_path[3000] = 0;
+    keel_log_fields_write(KEEL_LOG_INFO, "comp", &f, "request");
+}
+
+static void log_long_fields(void **state)
+{
+    (void)state;
+    keel_log_fmt = KEEL_LOG_JSON;
+    char *out = capture(long_lines);
+    char *l2 = strchr(out, '\n') + 1;
+    char want[4100] = "\"path\":\"";
+    size_t n = strlen(want);
+    for (int i = 0; i < 2000; i++, n += 2)
+        memcpy(want + n, "\\\"", 2);
+    memcpy(want + n, "\",\"status\":201,\"duration_ms\":0.007}\n", 36);
+    want[n + 36] = 0;
+    assert_non_null(strstr(out, want));
+    assert_true(l2 - out < 8192);
+    size_t len2 = strlen(l2);
+    assert_true(len2 > 4096 && len2 <= 8192);
+    assert_memory_equal(l2 + len2 - 2, "}\n", 2);
+    assert_non_null(strstr(l2, "\"path\":\"\\u0001\\u0001"));
+    free(out);
+}
+
 static size_t drops;
 static void count_drop(size_t comp)
 {
@@ -349,6 +386,7 @@ int main(void)
         cmocka_unit_test(prom_escaping),
         cmocka_unit_test(json_escape_every_byte),
         cmocka_unit_test(log_json),
+        cmocka_unit_test(log_long_fields),
         cmocka_unit_test(guest_rate_limit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
