@@ -25,6 +25,23 @@ static inline uint64_t needs_escape(uint64_t x)
     return has_less(x, 0x20) | has_byte(x, '"') | has_byte(x, '\\') | has_byte(x, 0x7f);
 }
 
+bool keel_json_plain(const char *s, size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t x;
+        memcpy(&x, s + i, 8);
+        if (needs_escape(x))
+            return false;
+    }
+    for (; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch < 0x20 || ch == '"' || ch == '\\' || ch == 0x7f)
+            return false;
+    }
+    return true;
+}
+
 char *keel_json_escape(char *dst, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";

@@ -3,6 +3,7 @@
 #ifndef KEEL_OBS_JSON_H
 #define KEEL_OBS_JSON_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -16,6 +17,10 @@
  * KEEL_JSON_ESCAPED_MAX(n) bytes. Plain text (the usual case: names, ids,
  * paths) is checked and copied eight bytes at a time. */
 char *keel_json_escape(char *dst, const char *s, size_t n);
+
+/* Whether s[0..n) needs no escaping (keel_json_escape would copy it as
+ * it is): eight bytes a step. */
+bool keel_json_plain(const char *s, size_t n);
 
 /* Writes v in decimal at dst (at most 20 bytes, no NUL) and returns the
  * end: two digits a step. */

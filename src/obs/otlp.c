@@ -141,7 +141,7 @@ void keel_span_commit(keel_span *s)
 /* A span time (ns since the epoch) in decimal. The digits of the second
  * are formatted once per second of span times (spans come roughly in time
  * order; the cache is the calling thread's), the nine of the nanoseconds
- * in 32-bit arithmetic. */
+ * two at a time. */
 static char *put_time(char *p, uint64_t ns)
 {
     static _Thread_local char sec_text[24];
@@ -157,10 +157,11 @@ static char *put_time(char *p, uint64_t ns)
     }
     memcpy(p, sec_text, sec_len);
     p += sec_len;
-    for (int i = 8; i >= 0; i--) {
-        p[i] = (char)('0' + frac % 10u);
-        frac /= 10u;
-    }
+    /* the nine digits of the nanoseconds, zeros kept: those of
+     * 1,000,000,000 + frac after its leading 1 */
+    char ten[24];
+    keel_json_u64(ten, 1000000000u + (uint64_t)frac);
+    memcpy(p, ten + 1, 9);
     return p + 9;
 }
 
@@ -170,18 +171,28 @@ static char *put_raw(char *p, const char *v, size_t n)
     return p + n;
 }
 
+/* v[0..n) as the inside of a JSON string: copied when the span's text is
+ * known plain (the usual case: one check of all of it), else escaped. */
+static char *put_text(char *p, const char *v, size_t n, bool plain)
+{
+    if (!plain)
+        return keel_json_escape(p, v, n);
+    memcpy(p, v, n);
+    return p + n;
+}
+
 /* Field f of s as the inside of a JSON string. */
-static char *put_field(char *p, const keel_span *s, keel_span_field f)
+static char *put_field(char *p, const keel_span *s, keel_span_field f, bool plain)
 {
     size_t n;
     const char *v = keel_span_get(s, f, &n);
-    return keel_json_escape(p, v, n);
+    return put_text(p, v, n, plain);
 }
 
 /* One string attribute, when the span has it: ,{"key":...,"value":...}
  * (no comma before the first). */
 static char *attr_str(char *p, bool *first, const char *key, size_t keylen, const char *v,
-                      size_t n)
+                      size_t n, bool plain)
 {
     if (!n)
         return p;
@@ -191,7 +202,7 @@ static char *attr_str(char *p, bool *first, const char *key, size_t keylen, cons
     memcpy(p, key, keylen);
     p += keylen;
     p = LIT(p, "\",\"value\":{\"stringValue\":\"");
-    p = keel_json_escape(p, v, n);
+    p = put_text(p, v, n, plain);
     p = LIT(p, "\"}}");
     *first = false;
     return p;
@@ -199,7 +210,7 @@ static char *attr_str(char *p, bool *first, const char *key, size_t keylen, cons
 
 /* The span's string attributes, in keel_span_field order from
  * KEEL_SF_COMPONENT on, with db.system after keel.store. */
-static char *attrs(char *p, bool *first, const keel_span *s)
+static char *attrs(char *p, bool *first, const keel_span *s, bool plain)
 {
     static const struct { const char *key; size_t len; } keys[KEEL_SF_COUNT] = {
 #define KEY(f, k) [f] = { k, sizeof(k) - 1 }
@@ -212,9 +223,9 @@ static char *attrs(char *p, bool *first, const keel_span *s)
     for (int f = KEEL_SF_COMPONENT; f < KEEL_SF_COUNT; f++) {
         size_t n;
         const char *v = keel_span_get(s, (keel_span_field)f, &n);
-        p = attr_str(p, first, keys[f].key, keys[f].len, v, n);
+        p = attr_str(p, first, keys[f].key, keys[f].len, v, n, plain);
         if (f == KEEL_SF_STORE && s->db_system)
-            p = attr_str(p, first, "db.system", 9, s->db_system, strlen(s->db_system));
+            p = attr_str(p, first, "db.system", 9, s->db_system, strlen(s->db_system), false);
     }
     return p;
 }
@@ -224,6 +235,7 @@ static char *attrs(char *p, bool *first, const keel_span *s)
 static size_t span_json(char *out, const keel_span *s)
 {
     char *p = out;
+    bool plain = keel_json_plain(s->text, s->used);
     p = LIT(p, "{\"traceId\":\"");
     p = put_raw(p, s->trace_hex, sizeof s->trace_hex);
     p = LIT(p, "\",\"spanId\":\"");
@@ -233,7 +245,7 @@ static size_t span_json(char *out, const keel_span *s)
         p = put_raw(p, s->parent_hex, sizeof s->parent_hex);
     }
     p = LIT(p, "\",\"name\":\"");
-    p = put_field(p, s, KEEL_SF_NAME);
+    p = put_field(p, s, KEEL_SF_NAME, plain);
     p = LIT(p, "\",\"kind\":");
     p = keel_json_u64(p, (uint64_t)s->kind);
     p = LIT(p, ",\"startTimeUnixNano\":\"");
@@ -243,12 +255,12 @@ static size_t span_json(char *out, const keel_span *s)
     *p++ = '"';
     if (s->len[KEEL_SF_STATE]) {
         p = LIT(p, ",\"traceState\":\"");
-        p = put_field(p, s, KEEL_SF_STATE);
+        p = put_field(p, s, KEEL_SF_STATE, plain);
         *p++ = '"';
     }
     p = LIT(p, ",\"attributes\":[");
     bool f = true;
-    p = attrs(p, &f, s);
+    p = attrs(p, &f, s, plain);
     if (s->http_status) {
         if (!f)
             *p++ = ',';

@@ -222,7 +222,8 @@ static size_t escape_slowly(char *dst, const unsigned char *s, size_t n)
 }
 
 /* Every byte value at every position of runs longer and shorter than the
- * eight-byte fast path, among plain text and among bytes >= 0x80. */
+ * eight-byte fast path, among plain text and among bytes >= 0x80; and
+ * keel_json_plain's answer for each. */
 static void json_escape_every_byte(void **state)
 {
     (void)state;
@@ -239,8 +240,12 @@ static void json_escape_every_byte(void **state)
                     assert_int_equal((size_t)(end - fast), want);
                     assert_memory_equal(fast, slow, want);
                     assert_true(want <= KEEL_JSON_ESCAPED_MAX(n));
+                    /* plain exactly when escaping changes nothing */
+                    assert_int_equal(keel_json_plain((const char *)in, n),
+                                     want == n && memcmp(slow, in, n) == 0);
                 }
     assert_true(keel_json_escape(fast, "", 0) == fast);
+    assert_true(keel_json_plain("", 0));
 }
 
 /* ---- log ---- */
@@ -342,6 +347,46 @@ static void log_long_fields(void **state)
     free(out);
 }
 
+/* The same events written at once and through the queue (the writer
+ * thread writes them): the lines must be the same, byte for byte. */
+static void same_events(bool queued)
+{
+    keel_log_ctx c = { .request_id = "r-9", .trace_id = "0123456789abcdef0123456789abcdef",
+                       .span_id = "0123456789abcdef", .route = "/ctx" };
+    keel_log_fields f = { .status = 404, .duration_ns = 1234567, .method = "PUT",
+                          .path = "/q\"\n", .wall_ns = 1795876428446530270ull };
+    keel_log_fields g = { .duration_ns = -1, .route = "", .wall_ns = 1795876429000000000ull };
+    const keel_log_ctx *old = keel_log_ctx_set(&c);
+    void (*fn)(keel_log_level, const char *, const keel_log_fields *, const char *, ...) =
+        queued ? keel_log_fields_queue : keel_log_fields_write;
+    fn(KEEL_LOG_WARN, "comp\t1", &f, "msg %d", 7);
+    fn(KEEL_LOG_INFO, NULL, &g, "plain");
+    keel_log_ctx_set(NULL);
+    fn(KEEL_LOG_ERROR, "c", &f, "no context");
+    keel_log_ctx_set(old);
+}
+static void direct_events(void) { same_events(false); }
+static void queued_events(void)
+{
+    assert_int_equal(keel_log_queue_start(), 0);
+    same_events(true);
+    keel_log_queue_stop();   /* writes what is queued */
+}
+
+static void log_queued_same_as_direct(void **state)
+{
+    (void)state;
+    for (int fmt = 0; fmt < 2; fmt++) {
+        keel_log_fmt = fmt ? KEEL_LOG_TEXT : KEEL_LOG_JSON;
+        char *direct = capture(direct_events), *queued = capture(queued_events);
+        assert_non_null(strstr(direct, fmt ? "route=/ctx" : "\"route\":\"/ctx\""));
+        assert_string_equal(queued, direct);
+        free(direct);
+        free(queued);
+    }
+    keel_log_fmt = KEEL_LOG_JSON;
+}
+
 static size_t drops;
 static void count_drop(size_t comp)
 {
@@ -387,6 +432,7 @@ int main(void)
         cmocka_unit_test(json_escape_every_byte),
         cmocka_unit_test(log_json),
         cmocka_unit_test(log_long_fields),
+        cmocka_unit_test(log_queued_same_as_direct),
         cmocka_unit_test(guest_rate_limit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
