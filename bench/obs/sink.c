@@ -13,6 +13,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +50,15 @@ static long long content_length(const char *h, size_t n)
     return 0;
 }
 
+/* One request read whole: counted and answered; -1 when the answer
+ * cannot be sent. */
+static int answer(conn *c, int fd)
+{
+    posts++;
+    c->body_left = -1;
+    return write(fd, reply, sizeof reply - 1) == (ssize_t)(sizeof reply - 1) ? 0 : -1;
+}
+
 /* Consumes data[0..n) for connection c (fd); returns -1 to close it. */
 static int consume(conn *c, int fd, const char *data, size_t n)
 {
@@ -59,32 +69,22 @@ static int consume(conn *c, int fd, const char *data, size_t n)
             bytes += k;
             data += k;
             n -= k;
-            if (c->body_left == 0) {
-                posts++;
-                if (write(fd, reply, sizeof reply - 1) != (ssize_t)(sizeof reply - 1))
-                    return -1;
-                c->body_left = -1;
-            }
+            if (c->body_left == 0 && answer(c, fd))
+                return -1;
             continue;
         }
         /* the header: byte by byte into head until the blank line */
-        size_t k = 0;
-        while (k < n && c->head_len < HEAD_MAX) {
-            c->head[c->head_len++] = data[k++];
-            if (c->head_len >= 4 && memcmp(c->head + c->head_len - 4, "\r\n\r\n", 4) == 0)
-                break;
+        bool ended = false;
+        while (n && !ended && c->head_len < HEAD_MAX) {
+            c->head[c->head_len++] = *data++;
+            n--;
+            ended = c->head_len >= 4 && memcmp(c->head + c->head_len - 4, "\r\n\r\n", 4) == 0;
         }
-        data += k;
-        n -= k;
-        if (c->head_len >= 4 && memcmp(c->head + c->head_len - 4, "\r\n\r\n", 4) == 0) {
+        if (ended) {
             c->body_left = content_length(c->head, c->head_len);
             c->head_len = 0;
-            if (c->body_left <= 0) {
-                posts++;
-                c->body_left = -1;
-                if (write(fd, reply, sizeof reply - 1) != (ssize_t)(sizeof reply - 1))
-                    return -1;
-            }
+            if (c->body_left <= 0 && answer(c, fd))
+                return -1;
         } else if (c->head_len == HEAD_MAX) {
             return -1;
         }

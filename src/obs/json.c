@@ -25,6 +25,12 @@ static inline uint64_t needs_escape(uint64_t x)
     return has_less(x, 0x20) | has_byte(x, '"') | has_byte(x, '\\') | has_byte(x, 0x7f);
 }
 
+/* Whether byte ch goes into a JSON string as it is. */
+static inline bool byte_plain(unsigned char ch)
+{
+    return ch >= 0x20 && ch != '"' && ch != '\\' && ch != 0x7f;
+}
+
 bool keel_json_plain(const char *s, size_t n)
 {
     size_t i = 0;
@@ -34,11 +40,9 @@ bool keel_json_plain(const char *s, size_t n)
         if (needs_escape(x))
             return false;
     }
-    for (; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (ch < 0x20 || ch == '"' || ch == '\\' || ch == 0x7f)
+    for (; i < n; i++)
+        if (!byte_plain((unsigned char)s[i]))
             return false;
-    }
     return true;
 }
 
@@ -69,7 +73,7 @@ char *keel_json_escape(char *dst, const char *s, size_t n)
         }
         for (size_t stop = i + k; i < stop; i++) {
             unsigned char ch = (unsigned char)s[i];
-            if (ch >= 0x20 && ch != '"' && ch != '\\' && ch != 0x7f) {
+            if (byte_plain(ch)) {
                 *dst++ = (char)ch;
             } else if (ch == '"' || ch == '\\') {
                 *dst++ = '\\';

@@ -1,9 +1,10 @@
 /* wake.h — private to src/obs: the background threads (the span
  * exporter, the access-log writer): their scheduling priority, and how a
- * request thread wakes one without ever waiting itself. A condition variable's signal can block on its internal lock
- * while the waiter, preempted on a busy machine, holds it: that stalled a
- * request for a time slice, and http/dispatch.c then moved its component
- * off the event loop for two seconds. An eventfd write never blocks. */
+ * request thread wakes one without ever waiting itself. A condition
+ * variable's signal can block on its internal lock while the waiter,
+ * preempted on a busy machine, holds it: that stalled a request for a
+ * time slice, and http/dispatch.c then moved its component off the event
+ * loop for two seconds. An eventfd write never blocks. */
 #ifndef KEEL_OBS_WAKE_H
 #define KEEL_OBS_WAKE_H
 
