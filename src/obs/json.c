@@ -95,25 +95,28 @@ char *keel_json_escape(char *dst, const char *s, size_t n)
     return dst;
 }
 
-char *keel_json_u64(char *p, uint64_t v)
+static const char digit_pairs[201] =
+    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+    "8081828384858687888990919293949596979899";
+
+char *keel_json_digits(char *p, uint64_t v, unsigned n)
 {
-    static const char pairs[201] =
-        "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
-        "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
-        "8081828384858687888990919293949596979899";
-    char tmp[24];
-    size_t n = sizeof tmp;
-    while (v >= 100) {
+    char *end = p + n;
+    while (n >= 2) {
         n -= 2;
-        memcpy(tmp + n, pairs + 2 * (v % 100), 2);
+        memcpy(p + n, digit_pairs + 2 * (v % 100), 2);
         v /= 100;
     }
-    if (v >= 10) {
-        n -= 2;
-        memcpy(tmp + n, pairs + 2 * v, 2);
-    } else {
-        tmp[--n] = (char)('0' + v);
-    }
-    memcpy(p, tmp + n, sizeof tmp - n);
-    return p + (sizeof tmp - n);
+    if (n)
+        p[0] = (char)('0' + v % 10);
+    return end;
+}
+
+char *keel_json_u64(char *p, uint64_t v)
+{
+    unsigned n = 1;
+    for (uint64_t t = v; t >= 10; t /= 10)
+        n++;
+    return keel_json_digits(p, v, n);
 }

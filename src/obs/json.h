@@ -23,7 +23,10 @@ char *keel_json_escape(char *dst, const char *s, size_t n);
 bool keel_json_plain(const char *s, size_t n);
 
 /* Writes v in decimal at dst (at most 20 bytes, no NUL) and returns the
- * end: two digits a step. */
+ * end: two digits a step, straight into place. */
 char *keel_json_u64(char *dst, uint64_t v);
+/* Writes the low n decimal digits of v at dst, leading zeros kept (the
+ * nanoseconds of a time: n = 9), and returns dst + n. */
+char *keel_json_digits(char *dst, uint64_t v, unsigned n);
 
 #endif

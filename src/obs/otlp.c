@@ -3,9 +3,10 @@
  * A span is filled in a thread-local record (keel_span_begin) and, when
  * committed, copied (its header and the text it uses) into the thread's
  * own single-producer byte ring of KEEL_TRACE_RING_BYTES (registered
- * once, under a mutex), behind its 4-byte length; a span that does not
- * fit is dropped and counted. The exporter is the only consumer: it
- * writes each record out as OTLP JSON. Written and read in order, the ring
+ * once, under a mutex), behind its 8-byte length, padded to 8 bytes; a
+ * span that does not fit is dropped and counted. The exporter is the only
+ * consumer: it writes each record out as OTLP JSON, reading it where it
+ * lies unless it wraps. Written and read in order, the ring
  * is a stream the CPUs' prefetchers follow, and a hello request's two
  * spans take ~350 bytes of it, so the request threads' caches keep their
  * own data.
@@ -108,12 +109,14 @@ void keel_span_commit(keel_span *s)
     if (!t)
         return;
     /* The record: the header and the text in use (~170 bytes for a
-     * hello request's span; its JSON would be ~550). */
-    uint32_t len = (uint32_t)(offsetof(keel_span, text) + s->used);
+     * hello request's span; its JSON would be ~550), behind its length,
+     * both rounded up to 8 bytes so that the exporter can read a record
+     * that does not wrap where it lies. */
+    uint64_t len = offsetof(keel_span, text) + s->used;
     ring *r = own_ring(t);
     uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
     uint64_t head = atomic_load_explicit(&r->head, memory_order_acquire);
-    uint64_t need = sizeof len + len, used = tail - head;
+    uint64_t need = sizeof len + ((len + 7) & ~(uint64_t)7), used = tail - head;
     if (KEEL_TRACE_RING_BYTES - used < need) {
         keel_metrics_spans(t->m, 0, 1);
         return;
@@ -140,8 +143,8 @@ void keel_span_commit(keel_span *s)
 
 /* A span time (ns since the epoch) in decimal. The digits of the second
  * are formatted once per second of span times (spans come roughly in time
- * order; the cache is the calling thread's), the nine of the nanoseconds
- * two at a time. */
+ * order; the cache is the calling thread's), then the nine of the
+ * nanoseconds. */
 static char *put_time(char *p, uint64_t ns)
 {
     static _Thread_local char sec_text[24];
@@ -155,14 +158,9 @@ static char *put_time(char *p, uint64_t ns)
         sec_len = (size_t)(keel_json_u64(sec_text, sec) - sec_text);
         sec_of = sec;
     }
-    memcpy(p, sec_text, sec_len);
+    memcpy(p, sec_text, sizeof sec_text);   /* fixed size: no call; p has room */
     p += sec_len;
-    /* the nine digits of the nanoseconds, zeros kept: those of
-     * 1,000,000,000 + frac after its leading 1 */
-    char ten[24];
-    keel_json_u64(ten, 1000000000u + (uint64_t)frac);
-    memcpy(p, ten + 1, 9);
-    return p + 9;
+    return keel_json_digits(p, frac, 9);
 }
 
 static char *put_raw(char *p, const char *v, size_t n)
@@ -171,14 +169,30 @@ static char *put_raw(char *p, const char *v, size_t n)
     return p + n;
 }
 
+/* v[0..n) at p: a span's fields are short, and two fixed-size copies that
+ * overlap beat a call to memcpy with a variable length. */
+static char *put_short(char *p, const char *v, size_t n)
+{
+    if (n >= 8 && n <= 16) {
+        memcpy(p, v, 8);
+        memcpy(p + n - 8, v + n - 8, 8);
+    } else if (n >= 4 && n < 8) {
+        memcpy(p, v, 4);
+        memcpy(p + n - 4, v + n - 4, 4);
+    } else if (n < 4) {
+        for (size_t i = 0; i < n; i++)
+            p[i] = v[i];
+    } else {
+        memcpy(p, v, n);
+    }
+    return p + n;
+}
+
 /* v[0..n) as the inside of a JSON string: copied when the span's text is
  * known plain (the usual case: one check of all of it), else escaped. */
 static char *put_text(char *p, const char *v, size_t n, bool plain)
 {
-    if (!plain)
-        return keel_json_escape(p, v, n);
-    memcpy(p, v, n);
-    return p + n;
+    return plain ? put_short(p, v, n) : keel_json_escape(p, v, n);
 }
 
 /* Field f of s as the inside of a JSON string. */
@@ -199,8 +213,7 @@ static char *attr_str(char *p, bool *first, const char *key, size_t keylen, cons
     if (!*first)
         *p++ = ',';
     p = LIT(p, "{\"key\":\"");
-    memcpy(p, key, keylen);
-    p += keylen;
+    p = put_short(p, key, keylen);
     p = LIT(p, "\",\"value\":{\"stringValue\":\"");
     p = put_text(p, v, n, plain);
     p = LIT(p, "\"}}");
@@ -268,7 +281,8 @@ static size_t span_json(char *out, const keel_span *s)
         p = keel_json_u64(p, (uint64_t)s->http_status);
         p = LIT(p, "\"}}");
     }
-    p = s->error ? LIT(p, "],\"status\":{\"code\":2}}") : LIT(p, "],\"status\":{\"code\":1}}");
+    /* OTel: instrumentation leaves a success's status Unset (absent) */
+    p = s->error ? LIT(p, "],\"status\":{\"code\":2}}") : LIT(p, "]}");
     return (size_t)(p - out);
 }
 
@@ -286,16 +300,21 @@ static size_t drain(tracer *t, keel_buf *b)
         uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
         uint64_t tail = atomic_load_explicit(&r->tail, memory_order_acquire);
         while (head < tail && n < KEEL_TRACE_BATCH_SPANS) {
-            uint32_t len;
+            uint64_t len;
             keel_ring_get(r->data, KEEL_TRACE_RING_BYTES, head, &len, sizeof len);
-            keel_ring_get(r->data, KEEL_TRACE_RING_BYTES, head + sizeof len, &t->span, len);
+            size_t at = (size_t)((head + sizeof len) % KEEL_TRACE_RING_BYTES);
+            const keel_span *sp = (const keel_span *)(void *)(r->data + at);
+            if (at + len > KEEL_TRACE_RING_BYTES) {   /* wraps: put together */
+                keel_ring_get(r->data, KEEL_TRACE_RING_BYTES, head + sizeof len, &t->span, len);
+                sp = &t->span;
+            }
             char *p = keel_buf_reserve(b, SPAN_JSON_MAX + 1);
             if (n)
                 *p++ = ',';
-            p += span_json(p, &t->span);
+            p += span_json(p, sp);
             b->len = (size_t)(p - b->data);
             b->data[b->len] = 0;
-            head += sizeof len + len;
+            head += sizeof len + ((len + 7) & ~(uint64_t)7);
             n++;
         }
         atomic_store_explicit(&r->head, head, memory_order_release);

@@ -15,7 +15,7 @@
 
 /* Named ceilings. */
 #define KEEL_TRACE_RING_BYTES (1u << 20)   /* spans queued per thread (~6,000 of a hello request) */
-#define KEEL_TRACE_BATCH_SPANS 256u        /* spans per POST (~140 KiB: stays in cache) */
+#define KEEL_TRACE_BATCH_SPANS 1024u       /* spans per POST (~450 KiB: stays in cache) */
 #define KEEL_TRACE_FLUSH_MS 1000u          /* export at least this often */
 #define KEEL_TRACE_IO_TIMEOUT_MS 2000u     /* connect/send/receive to the collector */
 #define KEEL_TRACE_MAX_STATE 256u          /* tracestate bytes kept */

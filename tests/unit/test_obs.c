@@ -1,4 +1,5 @@
-/* test_obs.c — src/obs: traceparent parsing and formatting, the metrics
+/* test_obs.c — src/obs: traceparent parsing and formatting, spans through
+ * the exporter's ring to a loopback receiver, the metrics
  * registry (shards from several threads merged, bounds, escaping) and the
  * logger (JSON fields, escaping, request context, guest rate limit). */
 #include <setjmp.h>
@@ -7,10 +8,14 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "obs/json.h"
@@ -113,6 +118,133 @@ static void span_fields_pack(void **state)
     for (int i = 0; i < 40; i++)               /* set again and again: never past the area */
         keel_span_set(&s, KEEL_SF_STATE, seventy, 70);
     assert_true(s.used <= KEEL_SPAN_TEXT_BYTES);
+}
+
+/* ---- the span exporter ---- */
+
+/* A one-connection OTLP/HTTP receiver on loopback: keeps every POST's
+ * body and answers 200, until the exporter closes the connection. */
+typedef struct receiver {
+    int lfd;
+    pthread_mutex_t mu;
+    char *bodies;
+    size_t len, cap;
+    size_t spans;                /* "spanId" keys seen */
+} receiver;
+
+static void *receive(void *arg)
+{
+    receiver *r = arg;
+    int fd = accept(r->lfd, NULL, NULL);
+    static char buf[1 << 16];
+    size_t have = 0;
+    for (;;) {
+        char *end = memmem(buf, have, "\r\n\r\n", 4);
+        if (!end) {
+            ssize_t n = read(fd, buf + have, sizeof buf - have);
+            if (n <= 0)
+                break;
+            have += (size_t)n;
+            continue;
+        }
+        size_t head = (size_t)(end - buf) + 4, body;
+        char *cl = memmem(buf, head, "Content-Length: ", 16);
+        assert_non_null(cl);
+        body = strtoul(cl + 16, NULL, 10);
+        char *b = malloc(body);
+        size_t got = have - head < body ? have - head : body;
+        memcpy(b, buf + head, got);
+        memmove(buf, buf + head + got, have - head - got);
+        have -= head + got;
+        while (got < body) {
+            ssize_t n = read(fd, b + got, body - got);
+            assert_true(n > 0);
+            got += (size_t)n;
+        }
+        pthread_mutex_lock(&r->mu);
+        if (r->len + body + 1 > r->cap) {
+            r->cap = (r->len + body + 1) * 2;
+            r->bodies = realloc(r->bodies, r->cap);
+        }
+        memcpy(r->bodies + r->len, b, body);
+        r->len += body;
+        r->bodies[r->len] = 0;
+        for (char *p = b; (p = memmem(p, body - (size_t)(p - b), "\"spanId\"", 8)); p += 8)
+            r->spans++;
+        pthread_mutex_unlock(&r->mu);
+        free(b);
+        static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+        assert_int_equal(write(fd, ok, sizeof ok - 1), (ssize_t)(sizeof ok - 1));
+    }
+    close(fd);
+    return NULL;
+}
+
+/* Spans of varied lengths through one thread's ring, which wraps several
+ * times (records cut at its end are put together again): every span
+ * arrives once, in order, with its own fields. */
+static void spans_through_the_ring(void **state)
+{
+    (void)state;
+    receiver r = { .lfd = socket(AF_INET, SOCK_STREAM, 0) };
+    pthread_mutex_init(&r.mu, NULL);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t alen = sizeof a;
+    assert_int_equal(bind(r.lfd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(r.lfd, 1), 0);
+    assert_int_equal(getsockname(r.lfd, (struct sockaddr *)&a, &alen), 0);
+    pthread_t th;
+    pthread_create(&th, NULL, receive, &r);
+    char ep[64], err[256];
+    snprintf(ep, sizeof ep, "http://127.0.0.1:%d", ntohs(a.sin_port));
+    assert_int_equal(keel_tracer_start(ep, 1.0, NULL, err, sizeof err), 0);
+
+    enum { SPANS = 16000 };   /* ~180 bytes each: ~3 MiB through a 1 MiB ring */
+    static const char xs[] = "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
+    for (int i = 0; i < SPANS; i++) {
+        for (;;) {            /* keep the ring from filling: no span may be dropped */
+            pthread_mutex_lock(&r.mu);
+            size_t in = r.spans;
+            pthread_mutex_unlock(&r.mu);
+            if ((size_t)i < in + 3000)
+                break;
+            nanosleep(&(struct timespec){ .tv_nsec = 1000000 }, NULL);
+        }
+        keel_span *s = keel_span_begin();
+        assert_non_null(s);
+        memset(s->trace_hex, 'a', 32);
+        memset(s->span_hex, 'b', 16);
+        s->kind = KEEL_SPAN_INTERNAL;
+        s->start_ns = 1000000000ull * 1700000000u + (uint64_t)i;
+        s->end_ns = s->start_ns + 5;
+        char name[16];
+        int nl = snprintf(name, sizeof name, "span-%05d", i);
+        keel_span_set(s, KEEL_SF_NAME, name, (size_t)nl);
+        keel_span_set(s, KEEL_SF_COMPONENT, xs, (size_t)(i % 61));
+        keel_span_commit(s);
+    }
+    keel_tracer_stop();
+    pthread_join(th, NULL);
+    close(r.lfd);
+    assert_int_equal(r.spans, SPANS);
+    const char *p = r.bodies;
+    for (int i = 0; i < SPANS; i++) {
+        char want[200];
+        int wl = snprintf(want, sizeof want, "\"name\":\"span-%05d\",\"kind\":1,"
+                          "\"startTimeUnixNano\":\"17000000000000%05d\","
+                          "\"endTimeUnixNano\":\"17000000000000%05d\"", i, i, i + 5);
+        p = strstr(p, want);
+        assert_non_null(p);
+        p += wl;
+        const char *c = strstr(p, "\"stringValue\":\"");
+        if (i % 61) {
+            assert_non_null(c);
+            c += 15;
+            assert_memory_equal(c, xs, (size_t)(i % 61));
+            assert_int_equal(c[i % 61], '"');
+        }
+    }
+    free(r.bodies);
 }
 
 /* ---- metrics ---- */
@@ -246,6 +378,39 @@ static void json_escape_every_byte(void **state)
                 }
     assert_true(keel_json_escape(fast, "", 0) == fast);
     assert_true(keel_json_plain("", 0));
+}
+
+/* keel_json_u64 and keel_json_digits against printf: every length of
+ * number, the powers of ten and their neighbours, the largest value, and
+ * bytes past the end left alone. */
+static void json_decimal(void **state)
+{
+    (void)state;
+    uint64_t vals[64];
+    size_t nv = 0;
+    vals[nv++] = UINT64_MAX;
+    for (uint64_t p = 1; nv < 60; p *= 10) {
+        vals[nv++] = p - 1;
+        vals[nv++] = p;
+        vals[nv++] = p + 7;
+        if (p > UINT64_MAX / 10)
+            break;
+    }
+    for (size_t i = 0; i < nv; i++) {
+        char want[32], got[32];
+        int wn = snprintf(want, sizeof want, "%llu", (unsigned long long)vals[i]);
+        memset(got, '#', sizeof got);
+        char *end = keel_json_u64(got, vals[i]);
+        assert_int_equal(end - got, wn);
+        assert_memory_equal(got, want, (size_t)wn);
+        assert_int_equal(got[wn], '#');
+        /* the low nine digits, zeros kept */
+        snprintf(want, sizeof want, "%09llu", (unsigned long long)(vals[i] % 1000000000u));
+        memset(got, '#', sizeof got);
+        assert_true(keel_json_digits(got, vals[i], 9) == got + 9);
+        assert_memory_equal(got, want, 9);
+        assert_int_equal(got[9], '#');
+    }
 }
 
 /* ---- log ---- */
@@ -427,9 +592,11 @@ int main(void)
         cmocka_unit_test(traceparent_bad),
         cmocka_unit_test(ids_are_random_and_nonzero),
         cmocka_unit_test(span_fields_pack),
+        cmocka_unit_test(spans_through_the_ring),
         cmocka_unit_test(metrics_merge_and_render),
         cmocka_unit_test(prom_escaping),
         cmocka_unit_test(json_escape_every_byte),
+        cmocka_unit_test(json_decimal),
         cmocka_unit_test(log_json),
         cmocka_unit_test(log_long_fields),
         cmocka_unit_test(log_queued_same_as_direct),
