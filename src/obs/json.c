@@ -46,6 +46,16 @@ bool keel_json_plain(const char *s, size_t n)
     return true;
 }
 
+/* The eight bytes of x at dst, its lowest byte first (the order the last
+ * few were put together in). */
+static inline void store_le(char *dst, uint64_t x)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    x = __builtin_bswap64(x);
+#endif
+    memcpy(dst, &x, 8);
+}
+
 char *keel_json_escape(char *dst, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
@@ -66,7 +76,14 @@ char *keel_json_escape(char *dst, const char *s, size_t n)
                 x = (x & ~(0xffull << (8 * j))) | (uint64_t)(unsigned char)s[i + j] << (8 * j);
         }
         if (!needs_escape(x)) {
-            memcpy(dst, s + i, k);
+            /* the whole word, also for a last few when there is room
+             * for it (6k >= 8 bytes are left for k input bytes) */
+            if (k == 8)
+                memcpy(dst, &x, 8);
+            else if (k >= 2)
+                store_le(dst, x);
+            else
+                *dst = s[i];
             dst += k;
             i += k;
             continue;
