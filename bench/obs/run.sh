@@ -45,10 +45,11 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 # The OTLP/HTTP collector: a sink that reads each batch and answers 200
 # (what a collector does with it is not Keel's cost, and in production it
 # runs elsewhere; here it shares the two vCPUs, so the cheapest sink is the
-# fairest). bench/obs/sink.c (reads each header, drops each body in the
-# kernel with MSG_TRUNC: 0.19 us of CPU per hello request in a 5 s run,
-# against 0.26 us when it read the body 1 MiB at a time) by default; BENCH_OBS_SINK=nginx (one worker, `return
-# 200`, which discards a body 4 KiB at a time: 0.57 us) or python.
+# fairest). bench/obs/sink.c by default: it reads each header and drops
+# each body in the kernel with MSG_TRUNC (0.19 us of CPU per hello request
+# in a 5 s run, against 0.26 us when it read the body 1 MiB at a time).
+# BENCH_OBS_SINK=nginx (one worker, `return 200`, which discards a body
+# 4 KiB at a time: 0.57 us) or python.
 SINK=${BENCH_OBS_SINK:-c}
 otlp_port=$(free_port)
 if [ "$SINK" = c ]; then

@@ -103,6 +103,13 @@ keel_span *keel_span_begin(void)
     return &tl_span;
 }
 
+/* Ring bytes of a record whose span part is len bytes: its 8-byte length,
+ * then the span padded to 8 bytes (so every record starts aligned). */
+static uint64_t record_bytes(uint64_t len)
+{
+    return sizeof len + ((len + 7) & ~(uint64_t)7);
+}
+
 void keel_span_commit(keel_span *s)
 {
     tracer *t = atomic_load_explicit(&T, memory_order_acquire);
@@ -116,7 +123,7 @@ void keel_span_commit(keel_span *s)
     ring *r = own_ring(t);
     uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
     uint64_t head = atomic_load_explicit(&r->head, memory_order_acquire);
-    uint64_t need = sizeof len + ((len + 7) & ~(uint64_t)7), used = tail - head;
+    uint64_t need = record_bytes(len), used = tail - head;
     if (KEEL_TRACE_RING_BYTES - used < need) {
         keel_metrics_spans(t->m, 0, 1);
         return;
@@ -314,7 +321,7 @@ static size_t drain(tracer *t, keel_buf *b)
             p += span_json(p, sp);
             b->len = (size_t)(p - b->data);
             b->data[b->len] = 0;
-            head += sizeof len + ((len + 7) & ~(uint64_t)7);
+            head += record_bytes(len);
             n++;
         }
         atomic_store_explicit(&r->head, head, memory_order_release);
