@@ -28,7 +28,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. "$(dirname "$0")/../lib/loopback.sh"
 
 start() {   # $1 = name, $2 = access_log directive; prints the port
   local dir=$work/$1 port
@@ -61,7 +61,6 @@ rps() {
   wrk -t"$THREADS" -c"$CONNS" -d"${DUR}s" "http://127.0.0.1:$1/hello" |
     awk '/Requests\/sec/ {print $2}'
 }
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2)? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 cost() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (a-b)*100/a}'; }
 
 each=(); buf=()

@@ -40,7 +40,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. "$root/bench/lib/loopback.sh"
 
 # The OTLP/HTTP collector: a sink that reads each batch and answers 200
 # (what a collector does with it is not Keel's cost, and in production it
@@ -155,7 +155,6 @@ for r in $(seq 1 "$ROUNDS"); do
   pairc+=("$(awk -v b="$b" -v d="$d" 'BEGIN {printf "%.2f", (d-b)*100/b}')")
   echo "round $r: off $a req/s ($b us CPU/req), on $c req/s ($d us CPU/req): cost ${pair[-1]}% req/s, ${pairc[-1]}% CPU/req"
 done
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2)? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 mo=$(median "${off[@]}"); mn=$(median "${on[@]}")
 mco=$(median "${offc[@]}"); mcn=$(median "${onc[@]}")
 spans=$(curl -s "http://127.0.0.1:$admin_on/metrics" | awk '/^keel_spans_(exported|dropped)_total/ {printf "%s=%s ", $1, $2}')

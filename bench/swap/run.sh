@@ -24,7 +24,7 @@ work=$(mktemp -d)
 pid=
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. bench/lib/loopback.sh
 port=$(free_port); aport=$(free_port)
 echo "bench $(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')" >"$work/admin.token"
 cat >"$work/keel.yaml" <<YAML
